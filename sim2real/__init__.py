@@ -1,1 +1,15 @@
+"""MuJoCo scenes and sim tasks. Importing this registers the gymnasium ids.
 
+Entry points are strings, so registering imports neither mujoco nor the task modules.
+PickCube has no gymnasium TimeLimit: the env truncates itself at `max_episode_steps`
+so that `terminated` and `truncated` are never both true.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+_PICK_CUBE = "sim2real.pick_cube.env:PickCubeEnv"
+
+if "robot_rl/PickCube-v0" not in registry:
+    register(id="robot_rl/PickCube-v0", entry_point=_PICK_CUBE, kwargs={"obs_mode": "state"})
+if "robot_rl/PickCubePixels-v0" not in registry:
+    register(id="robot_rl/PickCubePixels-v0", entry_point=_PICK_CUBE, kwargs={"obs_mode": "pixels"})

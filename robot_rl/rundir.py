@@ -1,0 +1,71 @@
+"""The run directory: everything a session writes, so that restarting with it resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def endpoints(self) -> Path:
+        return self.root / "endpoints.json"
+
+    @property
+    def demos(self) -> Path:
+        return self.root / "demos"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def eval_log(self) -> Path:
+        return self.logs / "eval.jsonl"
+
+    @property
+    def final_policy(self) -> Path:
+        return self.checkpoints / "final_policy.safetensors"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "learner_status.json"
+
+    def make(self) -> "RunDir":
+        for path in (self.root, self.demos, self.checkpoints, self.logs, self.exports):
+            path.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

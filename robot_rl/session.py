@@ -1,0 +1,227 @@
+"""``robot-rl train``: record demos, run learner and actor as processes, then evaluate, export, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robot_rl.acting import ActingPolicy, weights_from_bytes
+from robot_rl.actor import evaluate_policy
+from robot_rl.config import ConfigError, SessionConfig, dump_session, load_session
+from robot_rl.envs import action_bounds, control_hz, denormalize_action, is_success, make_env, make_expert, normalize_action
+from robot_rl.episodes import EpisodeWriter, episode_paths, read_episode, write_episode
+from robot_rl.report import write_report
+from robot_rl.rundir import RunDir
+from robot_rl.spaces import flatten_obs, obs_spec_from_space
+
+FINAL_EVAL_SEED = 1_000_000  # final evaluations use seeds no training episode used
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.setdefault(var, "1")  # never let BLAS spin on every core of a small machine
+    env.setdefault("MUJOCO_GL", "egl")
+    return env
+
+
+def prepare_run(config_path: str | Path, run_dir: str | Path | None = None, **overrides) -> tuple[RunDir, SessionConfig]:
+    """Resolve the run directory; an existing one is resumed with its own stored config."""
+    config = load_session(config_path)
+    run = RunDir(Path(run_dir) if run_dir else Path("runs") / config.name)
+    if run.config.exists():
+        config = load_session(run.config)
+    train = config.train.model_copy(update={k: v for k, v in overrides.items() if v is not None and k != "seed"})
+    config = config.model_copy(update={"train": train})
+    if overrides.get("seed") is not None:
+        config = config.model_copy(update={"seed": overrides["seed"]})
+    config = SessionConfig.model_validate(config.model_dump())  # re-validate the overrides
+    run.make()
+    dump_session(config, run.config)
+    return run, config
+
+
+def record_expert_demos(config: SessionConfig, directory: Path, episodes: int, log=print) -> int:
+    """Run the env's scripted expert as a teleoperator would, keeping successful episodes."""
+    env = make_env(config)
+    spec = obs_spec_from_space(env.observation_space)
+    low, high = action_bounds(env)
+    expert = make_expert(env)
+    rng = np.random.default_rng(config.seed + 99)
+    kept, attempts = len(episode_paths(directory)), 0
+    while kept < episodes and attempts < 5 * episodes + 10:
+        raw, _ = env.reset(seed=config.seed + 500_000 + attempts)
+        attempts += 1
+        writer = EpisodeWriter()
+        writer.start(flatten_obs(spec, raw))
+        success = False
+        while True:
+            action = normalize_action(expert.act(raw), low, high)
+            if config.demos.action_noise > 0:
+                action = np.clip(action + rng.normal(0, config.demos.action_noise, action.shape), -1, 1).astype(np.float32)
+            raw, reward, terminated, truncated, info = env.step(denormalize_action(action, low, high))
+            writer.step(action, reward, terminated, truncated, flatten_obs(spec, raw))
+            success = bool(is_success(info)) or success
+            if terminated or truncated:
+                break
+        if success or not config.demos.only_successful:
+            write_episode(directory, kept, writer.arrays())
+            kept += 1
+    env.close()
+    log(f"demos: {kept} episodes in {directory} ({attempts} attempts)")
+    if kept < episodes:
+        raise RuntimeError(f"the scripted expert completed only {kept} of {attempts} episodes; check the task settings")
+    return kept
+
+
+def _progress(run: RunDir, learner: subprocess.Popen, actor: subprocess.Popen, config: SessionConfig, quiet: bool) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    total = config.train.max_env_steps
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                  TimeElapsedColumn(), TextColumn("{task.fields[info]}"), disable=quiet, refresh_per_second=2) as bar:
+        task = bar.add_task("training", total=total, info="")
+        while learner.poll() is None:
+            time.sleep(0.5)
+            if actor.poll() not in (None, 0):
+                learner.terminate()
+            try:
+                stats = json.loads(run.status.read_text())
+            except (OSError, ValueError):
+                continue
+            last = stats.get("last_eval") or {}
+            success = last.get("success_rate")
+            info = (f"ep {stats['episodes']} | eval {'%.2f' % last['eval_return'] if last else '-'}"
+                    f"{' succ %.2f' % success if success is not None else ''} | upd {stats['learner_updates']}"
+                    f" ({stats['updates_per_s']:.0f}/s, UTD {stats['utd']:.1f}) | lag {stats['policy_lag']}")
+            bar.update(task, completed=min(stats["env_steps"], total), info=info)
+
+
+def run_training(run: RunDir, config: SessionConfig, quiet: bool = False) -> dict:
+    """Learner and actor as two processes talking over ZeroMQ; returns the learner's final stats."""
+    if run.endpoints.exists():
+        run.endpoints.unlink()
+    log_dir = run.logs
+    env = child_env()
+    with open(log_dir / "learner.log", "ab") as learner_log, open(log_dir / "actor.log", "ab") as actor_log:
+        learner = subprocess.Popen([sys.executable, "-m", "robot_rl.learner", str(run.root)], env=env,
+                                   stdout=learner_log, stderr=subprocess.STDOUT)
+        actor = subprocess.Popen([sys.executable, "-m", "robot_rl.actor", str(run.root)], env=env,
+                                 stdout=actor_log, stderr=subprocess.STDOUT)
+        try:
+            _progress(run, learner, actor, config, quiet)
+            learner.wait()
+            try:
+                actor.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                actor.terminate()
+                actor.wait()
+        except KeyboardInterrupt:
+            for proc in (actor, learner):
+                proc.terminate()
+            for proc in (actor, learner):
+                proc.wait()
+            raise
+    if learner.returncode != 0:
+        tail = (log_dir / "learner.log").read_text()[-3000:]
+        raise RuntimeError(f"the learner exited with code {learner.returncode}; its log ends:\n{tail}")
+    if actor.returncode not in (0, -15):
+        tail = (log_dir / "actor.log").read_text()[-3000:]
+        raise RuntimeError(f"the actor exited with code {actor.returncode}; its log ends:\n{tail}")
+    return json.loads(run.status.read_text())
+
+
+def load_final_policy(run: RunDir, config: SessionConfig):
+    env = make_env(config)
+    spec = obs_spec_from_space(env.observation_space)
+    low, high = action_bounds(env)
+    policy = ActingPolicy(spec, len(low), config.learner, low, high)
+    policy.load(weights_from_bytes(run.final_policy.read_bytes()), version=0)
+    return env, spec, policy
+
+
+def parity_observations(run: RunDir, spec, env, count: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
+    """Recorded observations for the export parity check: demos if any, else env resets."""
+    keys = ["state", *spec.image_keys]
+    collected = {k: [] for k in keys}
+    for path in episode_paths(run.demos):
+        episode = read_episode(path)
+        for k in keys:
+            collected[k].append(episode[f"obs/{k}"])
+        if sum(len(a) for a in collected["state"]) >= count:
+            break
+    if not collected["state"]:
+        env.action_space.seed(seed)
+        raw, _ = env.reset(seed=seed)
+        for _ in range(count):
+            obs = flatten_obs(spec, raw)
+            for k in keys:
+                collected[k].append(obs[k][None])
+            raw, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                raw, _ = env.reset()
+    return {k: np.concatenate(v)[:count] for k, v in collected.items()}
+
+
+def finalize(run: RunDir, config: SessionConfig, stats: dict, wall_s: float, log=print) -> dict:
+    """Evaluate the final torch policy, export to ONNX, evaluate the export, write the report."""
+    from policies.export.onnx_export import OnnxPolicy, export_onnx
+
+    torch.set_num_threads(1)
+    env, spec, policy = load_final_policy(run, config)
+    low, high = action_bounds(env)
+    episodes = config.train.final_eval_episodes
+    log(f"evaluating the final policy over {episodes} deterministic episodes (torch)")
+    torch_eval = evaluate_policy(env, lambda o: denormalize_action(policy.act(o, True), low, high), episodes, FINAL_EVAL_SEED)
+
+    export_spec = {
+        "obs_spec": spec.to_dict(),
+        "obs_layout": getattr(env.unwrapped, "obs_layout", None),
+        "action_layout": getattr(env.unwrapped, "action_layout", None),
+        "action_low": low.tolist(), "action_high": high.tolist(),
+        "normalization": {"state_mean": None, "state_std": None, "note": "observations enter unnormalized"},
+        "control_hz": control_hz(env, config), "env": config.env, "env_kwargs": config.env_kwargs,
+        "policy_version": int(stats.get("policy_version", 0)), "learner_updates": int(stats.get("learner_updates", 0)),
+        "training_run": str(run.root.resolve()), "session": config.name,
+    }
+    exported = export_onnx(policy.deploy, export_spec, run.exports / "policy.onnx", parity_observations(run, spec, env))
+    log(f"exported {exported['path']} (parity max abs error {exported['parity_max_abs_err']:.2e})")
+    onnx_policy = OnnxPolicy(exported["path"])
+    log(f"evaluating the exported policy over {episodes} deterministic episodes (onnxruntime)")
+    onnx_eval = evaluate_policy(env, onnx_policy, episodes, FINAL_EVAL_SEED)
+    env.close()
+
+    report = {
+        "task": config.env, "session": config.name, "seed": config.seed,
+        "env_steps": int(stats["env_steps"]), "wall_s": round(wall_s, 1), "learner_updates": int(stats["learner_updates"]),
+        "stop_reason": stats.get("stop_reason"), "achieved_utd": round(float(stats.get("utd", 0.0)), 2),
+        "eval_episodes": episodes, "eval_return": torch_eval["mean_return"], "success_rate": torch_eval["success_rate"],
+        "onnx_eval_return": onnx_eval["mean_return"], "onnx_success_rate": onnx_eval["success_rate"],
+        "onnx_path": exported["path"], "onnx_sha256": exported["sha256"],
+        "onnx_parity_max_abs_err": exported["parity_max_abs_err"], "demo_transitions": stats.get("demo_transitions", 0),
+        "rejected_messages": stats.get("rejected", {}),
+    }
+    return write_report(run, report)
+
+
+def train(config_path, run_dir=None, max_env_steps=None, max_minutes=None, seed=None, quiet=False, log=print) -> dict:
+    start = time.monotonic()
+    run, config = prepare_run(config_path, run_dir, max_env_steps=max_env_steps, max_minutes=max_minutes, seed=seed)
+    log(f"run directory: {run.root}")
+    if config.demos.source == "expert" and config.demos.episodes > 0:
+        if len(episode_paths(run.demos)) < config.demos.episodes:
+            record_expert_demos(config, run.demos, config.demos.episodes, log)
+    elif config.demos.source != "none":
+        raise ConfigError(f"{run.config}: demos.source '{config.demos.source}' is not supported")
+    stats = run_training(run, config, quiet)
+    log(f"training ended ({stats.get('stop_reason')}): {stats['env_steps']} env steps, {stats['learner_updates']} updates")
+    report = finalize(run, config, stats, time.monotonic() - start, log)
+    log(f"report: {run.root / 'report.md'}")
+    return report

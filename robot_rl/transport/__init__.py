@@ -1,0 +1,1 @@
+"""Actor/learner link over ZeroMQ: msgpack headers + raw array buffers, never pickle."""

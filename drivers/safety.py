@@ -10,7 +10,6 @@ when no fresh valid command arrived within `command_timeout_ms`.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -301,14 +300,13 @@ class SafeArm(Arm):
         self._resend = None
         self.last_hold_done_ns = now_ns()
 
-    def _check_force(self, state: ArmState | None = None) -> ArmState:
-        state = state if state is not None else self.arm.state()
+    def _check_force(self) -> ArmState:
+        state = self.arm.state()
         force_n = state.ee_force_n
-        if not self._force_armed:
-            self._force_armed = force_n < 0.8 * self.config.max_force_n  # hysteresis: re-arm once clear of contact
-            return state
-        if self._stopped is None and self.filter.force_exceeded(state):
-            with self._lock:
+        with self._lock:  # the watchdog thread and the actor both check
+            if not self._force_armed:
+                self._force_armed = force_n < 0.8 * self.config.max_force_n  # hysteresis: re-arm once clear of contact
+            elif self._stopped is None and self.filter.force_exceeded(state):
                 self.counters.force_stops += 1
                 self.counters.last_force_stop_ns = state.stamp_ns
                 self.counters.last_force_n = force_n

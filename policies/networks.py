@@ -81,7 +81,8 @@ class CriticEnsemble(nn.Module):
 class ImageEncoder(nn.Module):
     """DrQ-style CNN per camera: uint8 [B, H, W, 3] -> [B, latent] (one conv stack per camera)."""
 
-    def __init__(self, image_shapes: dict[str, tuple[int, int, int]], channels: list[int], latent_dim: int):
+    def __init__(self, image_shapes: dict[str, tuple[int, int, int]], channels: list[int], latent_dim: int,
+                 strides: list[int] | None = None):
         super().__init__()
         self.keys = list(image_shapes)
         self.convs = nn.ModuleDict()
@@ -90,7 +91,8 @@ class ImageEncoder(nn.Module):
             layers: list[nn.Module] = []
             in_ch = depth
             for i, ch in enumerate(channels):
-                layers += [nn.Conv2d(in_ch, ch, 3, stride=2 if i == 0 else 1), nn.ReLU()]
+                stride = strides[i] if strides else (2 if i == 0 else 1)
+                layers += [nn.Conv2d(in_ch, ch, 3, stride=stride), nn.ReLU()]
                 in_ch = ch
             conv = nn.Sequential(*layers)
             with torch.no_grad():
@@ -110,10 +112,11 @@ class ImageEncoder(nn.Module):
 class ObsEncoder(nn.Module):
     """{"state": float[B, S], cam: uint8[B, H, W, 3]} -> features [B, F]; state passes through."""
 
-    def __init__(self, state_dim: int, image_shapes: dict, channels: list[int], latent_dim: int):
+    def __init__(self, state_dim: int, image_shapes: dict, channels: list[int], latent_dim: int,
+                 strides: list[int] | None = None):
         super().__init__()
         self.state_dim = state_dim
-        self.images = ImageEncoder(image_shapes, channels, latent_dim) if image_shapes else None
+        self.images = ImageEncoder(image_shapes, channels, latent_dim, strides) if image_shapes else None
         self.output_dim = state_dim + (self.images.output_dim if self.images else 0)
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -22,7 +22,8 @@ def weights_from_bytes(blob: bytes) -> dict[str, torch.Tensor]:
 class ActingPolicy:
     def __init__(self, spec: ObsSpec, action_dim: int, config: LearnerConfig, action_low, action_high):
         self.spec = spec
-        self.encoder = ObsEncoder(spec.state_dim, spec.image_shapes, config.image_encoder_channels, config.image_latent_dim)
+        self.encoder = ObsEncoder(spec.state_dim, spec.image_shapes, config.image_encoder_channels, config.image_latent_dim,
+                                   config.image_encoder_strides)
         self.actor = TanhGaussianActor(self.encoder.output_dim, action_dim, config.hidden_dims, config.layer_norm)
         self.deploy = DeterministicPolicy(self.encoder, self.actor, action_low, action_high).eval()
         self.version = -1

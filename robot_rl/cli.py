@@ -1,37 +1,23 @@
-"""The ``robot-rl`` command line."""
+"""The ``robot-rl`` command line: one module per subcommand under ``robot_rl/commands``."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
 
 from robot_rl.config import ConfigError
 
-
-def _train(args) -> int:
-    from robot_rl.session import train
-
-    report = train(args.config, run_dir=args.run_dir, max_env_steps=args.max_env_steps, max_minutes=args.max_minutes,
-                   seed=args.seed, quiet=args.quiet)
-    keys = ("task", "env_steps", "wall_s", "learner_updates", "eval_return", "success_rate", "onnx_eval_return",
-            "onnx_success_rate")
-    print(json.dumps({k: report.get(k) for k in keys}))
-    return 0
+COMMAND_MODULES = [
+    "robot_rl.commands.train",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robot-rl", description="Reinforcement learning on real robots.")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    train = sub.add_parser("train", help="run a training session (learner + actor), then evaluate, export and report")
-    train.add_argument("config", help="session file, e.g. launch/sim_pick_cube.yaml")
-    train.add_argument("--run-dir", help="run directory (default runs/<name>); an existing one is resumed")
-    train.add_argument("--max-env-steps", type=int)
-    train.add_argument("--max-minutes", type=float)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(func=_train)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(ValueError):
@@ -42,11 +42,20 @@ class LearnerConfig(_Strict):
     actor_update_every: int = Field(default=1, ge=1, description="actor/temperature update every k critic updates")
     warmup_steps: int = Field(default=1000, ge=0, description="env steps of random actions before learning starts")
     image_encoder_channels: list[int] = Field(default=[32, 32, 32, 32], description="small CNN (DrQ-style)")
+    image_encoder_strides: list[int] = Field(default=[2, 1, 1, 1], description="conv strides, one per channel entry (DrQ)")
     image_latent_dim: int = Field(default=50, ge=1, description="encoder output per camera (DrQ: 50)")
     drq_pad: int = Field(default=4, ge=0, description="DrQ random-shift padding in pixels (DrQ: 4)")
     replay_capacity: int = Field(default=200_000, ge=1)
     weight_publish_every: int = Field(default=50, ge=1, description="learner updates between weight publications")
     torch_threads: int = Field(default=1, ge=1, description="learner torch threads (small machines: never spin on all cores)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "LearnerConfig":
+        if len(self.image_encoder_strides) != len(self.image_encoder_channels):
+            raise ValueError("image_encoder_strides needs one entry per image_encoder_channels entry")
+        if self.critic_subsample > self.num_critics:
+            raise ValueError(f"critic_subsample ({self.critic_subsample}) exceeds num_critics ({self.num_critics})")
+        return self
 
 
 class DemoConfig(_Strict):

@@ -40,7 +40,8 @@ class SACAgent:
         self.action_high = np.full(action_dim, 1.0, np.float32) if action_high is None else np.asarray(action_high, np.float32)
         self.generator = torch.Generator().manual_seed(seed + 1)
 
-        self.encoder = ObsEncoder(spec.state_dim, spec.image_shapes, config.image_encoder_channels, config.image_latent_dim)
+        self.encoder = ObsEncoder(spec.state_dim, spec.image_shapes, config.image_encoder_channels, config.image_latent_dim,
+                                   config.image_encoder_strides)
         feature_dim = self.encoder.output_dim
         self.actor = TanhGaussianActor(feature_dim, action_dim, config.hidden_dims, config.layer_norm)
         self.critic = CriticEnsemble(feature_dim, action_dim, config.hidden_dims, config.num_critics, config.layer_norm)

@@ -201,6 +201,8 @@ def finalize(run: RunDir, config: SessionConfig, stats: dict, wall_s: float, log
     report = {
         "task": config.env, "session": config.name, "seed": config.seed,
         "env_steps": int(stats["env_steps"]), "wall_s": round(wall_s, 1), "learner_updates": int(stats["learner_updates"]),
+        "training_wall_s": round(stats.get("training_wall_s", 0.0), 1),
+        "env_steps_per_s": round(stats["env_steps"] / max(stats.get("training_wall_s", 0.0), 1e-9), 1),
         "stop_reason": stats.get("stop_reason"), "achieved_utd": round(float(stats.get("utd", 0.0)), 2),
         "eval_episodes": episodes, "eval_return": torch_eval["mean_return"], "success_rate": torch_eval["success_rate"],
         "onnx_eval_return": onnx_eval["mean_return"], "onnx_success_rate": onnx_eval["success_rate"],
@@ -220,7 +222,9 @@ def train(config_path, run_dir=None, max_env_steps=None, max_minutes=None, seed=
             record_expert_demos(config, run.demos, config.demos.episodes, log)
     elif config.demos.source != "none":
         raise ConfigError(f"{run.config}: demos.source '{config.demos.source}' is not supported")
+    train_start = time.monotonic()
     stats = run_training(run, config, quiet)
+    stats["training_wall_s"] = time.monotonic() - train_start
     log(f"training ended ({stats.get('stop_reason')}): {stats['env_steps']} env steps, {stats['learner_updates']} updates")
     report = finalize(run, config, stats, time.monotonic() - start, log)
     log(f"report: {run.root / 'report.md'}")

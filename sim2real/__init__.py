@@ -13,3 +13,9 @@ if "robot_rl/PickCube-v0" not in registry:
     register(id="robot_rl/PickCube-v0", entry_point=_PICK_CUBE, kwargs={"obs_mode": "state"})
 if "robot_rl/PickCubePixels-v0" not in registry:
     register(id="robot_rl/PickCubePixels-v0", entry_point=_PICK_CUBE, kwargs={"obs_mode": "pixels"})
+if "robot_rl/QuadrotorHover-v0" not in registry:
+    register(
+        id="robot_rl/QuadrotorHover-v0",
+        entry_point="sim2real.quadrotor.env:QuadrotorHoverEnv",
+        vector_entry_point="sim2real.quadrotor.env:VecQuadrotorHover",
+    )

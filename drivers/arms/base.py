@@ -65,8 +65,9 @@ class Gripper(ABC):
         """Close fully (a move to zero width, no force control)."""
 
     @abstractmethod
-    def grasp(self, width_m: float, force_n: float) -> bool:
-        """Close onto an object of about `width_m`, squeezing with `force_n`; True if something is held."""
+    def grasp(self, width_m: float, force_n: float, tolerance_m: float = 0.01) -> bool:
+        """Close until blocked, squeezing with `force_n`; True if the fingers stopped within
+        `tolerance_m` of `width_m` (an object of that width is held), as the Franka Hand judges it."""
 
     @abstractmethod
     def width_m(self) -> float: ...

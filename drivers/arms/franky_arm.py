@@ -10,6 +10,7 @@ of times; a lost connection is not.
 
 from __future__ import annotations
 
+import socket
 import threading
 from typing import Literal
 
@@ -19,15 +20,33 @@ from drivers.arms.base import Arm, ArmFault, ArmMode, ArmState, Gripper, now_ns
 from drivers.errors import ArmFaultError, DeviceConnectionError, DeviceError, require
 
 _PREEMPTED = "preempted"  # libfranka's message when one of our own motions replaces another
+FCI_PORT = 1337  # libfranka's TCP command port on the Control box
+
+
+def fci_unreachable(host: str, timeout_s: float = 2.0) -> str | None:
+    """None if something answers on the FCI port, else why not (a probe, so connect() fails fast)."""
+    try:
+        with socket.create_connection((host, FCI_PORT), timeout=timeout_s):
+            return None
+    except socket.timeout:
+        return f"no answer on port {FCI_PORT} within {timeout_s:.0f} s"
+    except OSError as exc:
+        return f"port {FCI_PORT}: {exc.strerror or exc}"
 
 
 class FrankyGripper(Gripper):
+    # A width read waits for the hand's next state packet (~1 ms); at 0.05 m/s finger speed a 30 ms old
+    # width is off by at most 1.5 mm, so state reads (200 Hz from the watchdog) reuse it that long.
+    width_max_age_ns = 30_000_000
+
     def __init__(self, gripper, speed_m_s: float, host: str):
         self._gripper = gripper
         self._speed_m_s = speed_m_s
         self._host = host
+        self._width = (float("nan"), 0)  # (width_m, read at ns)
 
     def _call(self, what: str, fn, *args, **kwargs) -> bool:
+        self._width = (float("nan"), 0)
         try:
             return bool(fn(*args, **kwargs))
         except Exception as exc:  # franky.GripperException / NetworkException: one sentence for the user
@@ -39,15 +58,19 @@ class FrankyGripper(Gripper):
     def close(self) -> bool:
         return self._call("close", self._gripper.move, 0.0, self._speed_m_s)
 
-    def grasp(self, width_m: float, force_n: float) -> bool:
-        # epsilon_outer = 1 m: any object narrower than width_m counts as grasped
-        return self._call("grasp", self._gripper.grasp, width_m, self._speed_m_s, force_n, epsilon_inner=0.005, epsilon_outer=1.0)
+    def grasp(self, width_m: float, force_n: float, tolerance_m: float = 0.01) -> bool:
+        return self._call("grasp", self._gripper.grasp, width_m, self._speed_m_s, force_n, epsilon_inner=tolerance_m, epsilon_outer=tolerance_m)
 
     def width_m(self) -> float:
+        width_m, read_ns = self._width
+        if now_ns() - read_ns < self.width_max_age_ns:
+            return width_m
         try:
-            return float(self._gripper.width)
+            width_m = float(self._gripper.width)
         except Exception:  # a missing width reading must not break a state read
             return float("nan")
+        self._width = (width_m, now_ns())
+        return width_m
 
 
 class FrankyArm(Arm):
@@ -97,6 +120,9 @@ class FrankyArm(Arm):
         self._franky = require("franky", "pip install franky-control")
         franky = self._franky
         realtime = franky.RealtimeConfig.Enforce if self.realtime == "enforce" else franky.RealtimeConfig.Ignore
+        why = fci_unreachable(self.host)
+        if why is not None:
+            raise self._connect_error(why)
         try:
             robot = franky.Robot(self.host, relative_dynamics_factor=self.relative_dynamics_factor, realtime_config=realtime)
         except Exception as exc:
@@ -107,6 +133,7 @@ class FrankyArm(Arm):
         self._robot = robot
         self._mode = ArmMode.IDLE
         self._fault = None
+        self.auto_recoveries = 0
         self._impedance_motion = None
         if self.has_gripper:
             try:
@@ -116,7 +143,7 @@ class FrankyArm(Arm):
                     f"no Franka Hand answered at {self.host} ({exc}); check the hand is attached and enabled in Desk, or pass gripper=False."
                 ) from None
 
-    def _connect_error(self, exc: Exception) -> DeviceError:
+    def _connect_error(self, exc: Exception | str) -> DeviceError:
         text = str(exc)
         if "realtime" in text.lower():
             return DeviceConnectionError(

@@ -1,9 +1,10 @@
 """A simulated FR3 in MuJoCo, stepped in real time on its own thread: the protocol-free twin of `FrankyArm`.
 
 The model is franky-sim's FR3 MJCF (same kinematics and TCP as the franky-sim server, so poses
-agree). Control mirrors a Franka behind franky: every pose command moves a Cartesian setpoint towards
-the target over one command interval (a streaming interpolator, capped at `setpoint_speed_m_s`), damped least-squares IK turns it into joint targets for
-the MJCF's joint position servos (with gravity compensation), and the hand is force-limited PD.
+agree). Control mirrors a Franka behind franky: every pose command moves a Cartesian setpoint
+towards the target over one command interval (a streaming interpolator, capped at
+`setpoint_speed_m_s`); damped least-squares IK turns it into joint targets for the MJCF's joint
+position servos (with gravity compensation); the hand is a force-limited PD.
 Velocity commands expire after `velocity_command_ttl_ms`, like franky's velocity motions.
 """
 
@@ -53,7 +54,7 @@ class MujocoGripper(Gripper):
         self._arm = arm
 
     def _go(self, width_m: float, force_n: float) -> float:
-        with self._arm._lock:
+        with self._arm.lock:
             self._arm._hand_goal_m = float(np.clip(width_m, 0.0, HAND_MAX_WIDTH_M))
             self._arm._hand_force_n = float(force_n)
         return self._arm._wait_hand_settled()

@@ -105,6 +105,9 @@ class Camera(ABC):
     @abstractmethod
     def intrinsics(self) -> Intrinsics: ...
 
+    def _capture_thread_exit(self) -> None:
+        """Runs on the capture thread as it ends (for resources bound to that thread, like a GL context)."""
+
     # ---- lifecycle -----------------------------------------------------------------------------
     def connect(self) -> None:
         if self._thread is not None:
@@ -129,6 +132,12 @@ class Camera(ABC):
         self.close()
 
     def _run(self) -> None:
+        try:
+            self._capture()
+        finally:
+            self._capture_thread_exit()
+
+    def _capture(self) -> None:
         while not self._stop.is_set():
             try:
                 frame = self._grab()

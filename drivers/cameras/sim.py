@@ -80,7 +80,10 @@ class SimCamera(Camera):
             renderer.disable_depth_rendering()
         return Frame(color, stamp_ns, 0, self._intrinsics, depth_m=depth_m, sensor_stamp_ns=sim_time_ns)
 
-    def _release(self) -> None:
-        if self._renderer is not None:
+    def _capture_thread_exit(self) -> None:
+        if self._renderer is not None:  # its GL context is current on this thread only
             self._renderer.close()
             self._renderer = None
+
+    def _release(self) -> None:
+        pass

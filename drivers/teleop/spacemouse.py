@@ -7,6 +7,7 @@ Pro Wireless, Universal Receiver) send one 13-byte id-1 report with translation 
 
 from __future__ import annotations
 
+import importlib
 import struct
 import threading
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ PRODUCT_IDS = {
 FULL_SCALE = 350.0  # raw counts at full deflection
 # raw HID axes -> x forward... as pyspacemouse maps them: y and z and the first two rotations flip sign
 AXIS_SIGNS = np.array([1.0, -1.0, -1.0, -1.0, -1.0, 1.0])
-UDEV_RULE = 'SUBSYSTEM=="hidraw", ATTRS{idVendor}=="256f", MODE="0666"\nSUBSYSTEM=="hidraw", ATTRS{idVendor}=="046d", ATTRS{idProduct}=="c6*", MODE="0666"'
 
 
 @dataclass
@@ -83,6 +83,17 @@ class SpaceMouseDecoder:
         return TeleopReading(self.stamp_ns, twist, gripper, engaged, self.buttons, "spacemouse")
 
 
+HID_HINT = "pip install hidapi (and apt-get install libhidapi-hidraw0)"
+
+
+def hid_backend():
+    """hidapi's hidraw backend (/dev/hidraw*, leaves the kernel driver alone); its libusb one as fallback."""
+    try:
+        return importlib.import_module("hidraw")
+    except ImportError:
+        return require("hid", HID_HINT)
+
+
 def find_spacemice(hid) -> list[dict]:
     return [d for d in hid.enumerate() if d["vendor_id"] in VENDOR_IDS and d["product_id"] in PRODUCT_IDS]
 
@@ -99,7 +110,7 @@ class SpaceMouse(InterventionDevice):
         self._thread: threading.Thread | None = None
 
     def connect(self) -> None:
-        hid = require("hid", "pip install hidapi (and apt-get install libhidapi-hidraw0)")
+        hid = hid_backend()
         path = self.path
         if path is None:
             found = find_spacemice(hid)

@@ -40,7 +40,7 @@ def test_state_is_typed_and_stamped(arm):
 def test_follows_streamed_cartesian_targets(franky_sim_host, pose_controller):
     with FrankyArm(franky_sim_host, realtime="ignore", pose_controller=pose_controller) as arm:
         errors_m = track_circle(arm, HOME_POS_M, HOME_QUAT_XYZW)
-        final_m = drive_to(arm, HOME_POS_M, HOME_QUAT_XYZW, tol_m=0.001)
+        final_m = drive_to(arm, HOME_POS_M, HOME_QUAT_XYZW, tol_m=0.001, timeout_s=3.0)
         arm.hold()
     print(f"\n{pose_controller}: 10 Hz circle r=4 cm T=2 s: error mean {errors_m.mean()*1e3:.1f} mm, max {errors_m.max()*1e3:.1f} mm; settled {final_m*1e3:.2f} mm")
     # Measured idle: waypoint mean 2-3 mm / max 5 mm, impedance mean 20 mm / max 33 mm (1000 N/m lags the

@@ -28,7 +28,9 @@ def test_home_pose_matches_franky_sim(arm):
     assert np.linalg.norm(state.ee_pos_m - HOME_POS_M) < 0.001
     assert angle_between(state.ee_quat_xyzw, HOME_QUAT_XYZW) < 0.005
     assert state.mode is ArmMode.IDLE and np.allclose(state.ee_wrench, 0.0)
-    assert state.robot_time_ns > 0 and arm.state().stamp_ns > state.stamp_ns
+    time.sleep(0.05)
+    later = arm.state()
+    assert later.stamp_ns > state.stamp_ns and later.robot_time_ns > state.robot_time_ns  # physics runs on its own thread
 
 
 def test_follows_streamed_cartesian_targets(arm):

@@ -68,10 +68,10 @@ def test_spacemouse_buttons_drive_the_gripper():
 
 
 def test_spacemouse_absent_is_one_sentence():
-    hid = pytest.importorskip("hid", reason="hidapi is not installed (pip install hidapi)")
-    from drivers.teleop.spacemouse import find_spacemice
+    pytest.importorskip("hid", reason="hidapi is not installed (pip install hidapi)")
+    from drivers.teleop.spacemouse import find_spacemice, hid_backend
 
-    if find_spacemice(hid):
+    if find_spacemice(hid_backend()):
         pytest.skip("a SpaceMouse is plugged in")
     with pytest.raises(DeviceNotFoundError, match="no 3Dconnexion SpaceMouse found"):
         SpaceMouse().connect()

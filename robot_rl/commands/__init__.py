@@ -1,0 +1,1 @@
+"""``robot-rl`` subcommands: each module has ``register(subparsers)``; cli.py lists the modules."""

@@ -1,17 +1,19 @@
 """The actor process: steps the environment with the newest policy and streams transitions.
 
-Run as ``python -m robot_rl.actor RUN_DIR``. Weights arrive from the learner at any time and are
-swapped in between steps; every transition is stamped with the policy version that produced it.
-In simulation the actor paces itself to the learner's update-to-data ratio.
+Run as ``python -m robot_rl.actor RUN_DIR [--connect tcp://LEARNER:5555]``. Every transition is
+spooled to ``RUN/spool/`` before it is sent and kept until the learner has stored it durably; a
+restarted actor resends what its predecessor left. Weights arrive at any time and are swapped in
+between steps; every transition is stamped with the policy version that produced it. When the
+learner is gone the actor keeps acting with its last weights (or holds the robot in its safe
+state, ``--on-learner-lost safe_state``) while ZeroMQ reconnects with backoff. In simulation the
+actor paces itself to the learner's update-to-data ratio.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +25,7 @@ from robot_rl.config import SessionConfig, load_session
 from robot_rl.envs import action_bounds, denormalize_action, is_success, make_env
 from robot_rl.rundir import RunDir
 from robot_rl.spaces import flatten_obs, obs_spec_from_space
-from robot_rl.transport.wire import WireError, decode, encode
-
-
-def wait_for_endpoints(run: RunDir, timeout_s: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if run.endpoints.exists():
-            return json.loads(run.endpoints.read_text())
-        time.sleep(0.05)
-    raise TimeoutError(f"no learner endpoints appeared in {run.endpoints} within {timeout_s:.0f} s; is the learner running?")
+from robot_rl.transport.link import ActorLink
 
 
 def evaluate_policy(env, policy_fn, episodes: int, seed: int) -> dict:
@@ -61,10 +54,13 @@ def evaluate_policy(env, policy_fn, episodes: int, seed: int) -> dict:
     }
 
 
+LEARNER_LOST_S = 3.0  # no word from the learner for this long counts as the learner being gone
+
+
 class Actor:
-    def __init__(self, run: RunDir, config: SessionConfig, actor_id: str = "actor0", max_env_steps: int | None = None):
+    def __init__(self, run: RunDir, config: SessionConfig, actor_id: str = "actor0", max_env_steps: int | None = None,
+                 endpoint: str | None = None, keep_acked_spool: bool = False, on_learner_lost: str = "continue"):
         self.run, self.config, self.actor_id = run, config, actor_id
-        self.session_id = uuid.uuid4().hex[:12]
         torch.set_num_threads(config.train.actor_torch_threads)
         self.env = make_env(config)
         self.eval_env = make_env(config)
@@ -73,34 +69,59 @@ class Actor:
         self.policy = ActingPolicy(self.spec, len(self.low), config.learner, self.low, self.high)
         self.rng = np.random.default_rng(config.seed + 1000)
         self.max_env_steps = max_env_steps or config.train.max_env_steps
+        self.endpoint, self.keep_acked_spool, self.on_learner_lost = endpoint, keep_acked_spool, on_learner_lost
         self.env_steps = 0
-        self.seq = 0
-        self.learner_updates = 0
         self.stop = False
-        self.step_times: list[float] = []
 
-    def connect(self, context: zmq.Context) -> None:
-        endpoints = wait_for_endpoints(self.run)
-        self.socket = context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.IDENTITY, f"{self.actor_id}:{self.session_id}".encode())
-        self.socket.setsockopt(zmq.LINGER, 2000)
-        self.socket.connect(endpoints["transitions"])
-        self.socket.send_multipart(encode("hello", {"actor_id": self.actor_id, "actor_session": self.session_id}))
+    @property
+    def session_id(self) -> str:
+        return self.link.session
+
+    @property
+    def learner_updates(self) -> int:
+        return int(self.link.learner.get("learner_updates", 0))
+
+    def connect(self, context: zmq.Context, timeout_s: float = 120.0) -> None:
+        """Connect, take the first weights, and continue the run's env-step count where it stands."""
+        self.link = ActorLink(self.run.root, self.actor_id, context, self.endpoint, self.keep_acked_spool)
+        self.link.connect()
+        deadline = time.monotonic() + timeout_s
+        while (self.link.first_status is None or self.link.weights is None) and not self.stop:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no answer from the learner at {self.link.endpoint} within {timeout_s:.0f} s; is it "
+                                   f"running, and does this machine hold the run's keys folder?")
+            self.link.pump(50)
+        self.apply_weights()
+        status = self.link.first_status or {}
+        # transitions an earlier actor process spooled but the learner has not stored yet still count as steps
+        pending = sum(self.link.spools[s].next_seq - int(status.get("next_seq", {}).get(s, 0))
+                      for s in self.link.previous if s in self.link.spools)
+        self.env_steps = int(status.get("env_steps", 0)) + max(pending, 0)
+
+    def apply_weights(self) -> None:
+        if self.link.weights is not None:
+            version, blob, _ = self.link.weights
+            self.policy.load(weights_from_bytes(blob), version)
+            self.link.policy_version = version
+            self.link.weights = None
 
     def poll(self, timeout_ms: int = 0) -> None:
-        """Apply whatever the learner sent: weights (swapped between steps), acks and progress."""
-        while self.socket.poll(timeout_ms):
-            timeout_ms = 0
-            try:
-                kind, header, _, blobs = decode(self.socket.recv_multipart())
-            except WireError:
-                continue
-            if kind == "weights" and int(header["version"]) > self.policy.version:
-                self.policy.load(weights_from_bytes(blobs["weights"]), int(header["version"]))
-            if "learner_updates" in header:
-                self.learner_updates = max(self.learner_updates, int(header["learner_updates"]))
-            if header.get("stop"):
-                self.stop = True
+        """Talk to the learner, then swap in new weights: this runs between env steps only."""
+        self.link.pump(timeout_ms)
+        self.apply_weights()
+        if self.link.learner.get("stop"):
+            self.stop = True
+
+    def learner_lost(self) -> bool:
+        return time.monotonic() - self.link.last_heard > LEARNER_LOST_S
+
+    def hold_safe_state(self) -> None:
+        """``--on-learner-lost safe_state``: put the robot in its safe state and wait for the learner."""
+        safe_state = getattr(self.env.unwrapped, "safe_state", None)
+        if safe_state is not None:
+            safe_state()
+        while self.learner_lost() and not self.stop:
+            self.poll(100)
 
     def allowed_steps(self) -> float:
         cfg = self.config.learner
@@ -112,23 +133,19 @@ class Actor:
         return self.policy.act(obs, deterministic=False)
 
     def send_transition(self, obs, action, reward, terminated, truncated, next_obs, episode_start) -> None:
-        arrays = {"action": action}
+        arrays = {"action": np.asarray(action, np.float32)}
         for key, value in obs.items():
             arrays[f"obs/{key}"] = value
             arrays[f"next_obs/{key}"] = next_obs[key]
-        header = {
-            "actor_id": self.actor_id, "actor_session": self.session_id, "seq": self.seq,
-            "policy_version": self.policy.version, "reward": float(reward), "terminated": bool(terminated),
-            "truncated": bool(truncated), "episode_start": bool(episode_start),
-        }
-        self.socket.send_multipart(encode("transition", header, arrays), copy=False)
-        self.seq += 1
+        self.link.submit({"policy_version": self.policy.version, "reward": float(reward), "terminated": bool(terminated),
+                          "truncated": bool(truncated), "episode_start": bool(episode_start)}, arrays)
 
     def run_episodes(self) -> None:
         train = self.config.train
-        next_eval = train.eval_every_env_steps
-        episode = 0
+        next_eval = (self.env_steps // train.eval_every_env_steps + 1) * train.eval_every_env_steps
+        episode = self.env_steps  # distinct reset seeds after a restart
         while not self.stop and self.env_steps < self.max_env_steps:
+            # an actor restart begins a fresh episode in a new session: no observation is linked across the break
             raw, _ = self.env.reset(seed=self.config.seed + episode)
             obs = flatten_obs(self.spec, raw)
             total, start, success = 0.0, True, None
@@ -136,6 +153,8 @@ class Actor:
                 self.poll(0)
                 while self.env_steps >= self.allowed_steps() and not self.stop:
                     self.poll(20)  # simulation pacing: wait for the learner's updates
+                if self.on_learner_lost == "safe_state" and self.learner_lost():
+                    self.hold_safe_state()
                 action = self.choose_action(obs)
                 raw, reward, terminated, truncated, info = self.env.step(denormalize_action(action, self.low, self.high))
                 next_obs = flatten_obs(self.spec, raw)
@@ -148,29 +167,36 @@ class Actor:
                 if terminated or truncated:
                     break
             episode += 1
-            self.socket.send_multipart(encode("episode", {"return": total, "success": success, "env_steps": self.env_steps}))
+            self.link.control("episode", {"return": total, "success": success, "env_steps": self.env_steps})
             if self.env_steps >= next_eval and self.policy.version >= 0:
                 next_eval += train.eval_every_env_steps
                 self.evaluate()
+        while not self.stop and not self.link.all_acked():  # the run ends only once the learner holds every step
+            self.poll(50)
         if not self.stop:
             self.evaluate()
-            self.socket.send_multipart(encode("done", {"env_steps": self.env_steps}))
+            self.link.control("done", {"env_steps": self.env_steps})
 
     def evaluate(self) -> None:
         def policy_fn(obs):
             return denormalize_action(self.policy.act(obs, deterministic=True), self.low, self.high)
 
         result = evaluate_policy(self.eval_env, policy_fn, self.config.train.eval_episodes, seed=10_000_000 + self.env_steps)
-        self.socket.send_multipart(encode("eval", {**result, "env_steps": self.env_steps, "policy_version": self.policy.version}))
+        self.link.control("eval", {**result, "env_steps": self.env_steps, "policy_version": self.policy.version})
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="robot_rl actor process")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--actor-id", default="actor0")
+    parser.add_argument("--connect", help="learner endpoint, e.g. tcp://192.168.1.10:5555 (default: RUN/endpoints.json)")
+    parser.add_argument("--on-learner-lost", choices=("continue", "safe_state"), default="continue",
+                        help="keep acting with the last weights, or hold the robot in its safe state until it is back")
+    parser.add_argument("--keep-acked-spool", action="store_true", help="keep acknowledged spool segments (audits, tests)")
     args = parser.parse_args(argv)
     run = RunDir(args.run_dir)
-    actor = Actor(run, load_session(run.config), args.actor_id)
+    actor = Actor(run, load_session(run.config), args.actor_id, endpoint=args.connect,
+                  keep_acked_spool=args.keep_acked_spool, on_learner_lost=args.on_learner_lost)
 
     def stop(signum, frame):
         actor.stop = True
@@ -178,15 +204,12 @@ def main(argv=None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     context = zmq.Context()
-    actor.connect(context)
-    # wait for the first weights so that even warm-up transitions carry a version
-    deadline = time.monotonic() + 60
-    while actor.policy.version < 0 and time.monotonic() < deadline:
-        actor.poll(50)
     try:
+        actor.connect(context)
         actor.run_episodes()
     finally:
-        actor.socket.close()
+        if hasattr(actor, "link"):
+            actor.link.close()
         context.term()
 
 

@@ -1,15 +1,30 @@
-"""In-memory replay: transitions reference observation slots, so next-observations are not stored twice.
+"""Replay: a bounded in-memory ring the learner samples from, and the durable store behind it.
 
-Each observation is written once into an observation ring; a transition holds the slots of its
-observation and next observation plus their write generations, so a transition whose
-observation was overwritten is never sampled. Several actors can interleave episodes.
+In memory, each observation is written once into an observation ring; a transition holds the
+slots of its observation and next observation plus their write generations, so a transition
+whose observation was overwritten is never sampled. Several actors can interleave episodes.
+
+On disk (``ReplayStore``), transitions are appended to chunk files (length+CRC framed wire
+records), fsynced before they are acknowledged, sealed every ``chunk_transitions`` and listed in
+``manifest.json``. A transition stores its observation only at an episode start; otherwise the
+observation is the previous transition's next-observation of the same actor session, so nothing
+is stored twice and no observation is ever linked across actor sessions (an actor restart
+begins a new session with a fresh reset).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
 import numpy as np
 
 from robot_rl.spaces import ObsSpec
+from robot_rl.transport.records import RecordFile, fsync_dir, scan_records
+from robot_rl.transport.wire import decode, encode
 
 
 class ReplayBuffer:
@@ -116,3 +131,193 @@ def sample_mixed(online: ReplayBuffer, demos: ReplayBuffer | None, batch_size: i
         return online.sample(batch_size)
     n_demo = int(round(batch_size * demo_ratio))
     return concat_batches(online.sample(batch_size - n_demo), demos.sample(n_demo))
+
+
+# ----- durable store ------------------------------------------------------------------------
+STORE_FORMAT = 1
+CHUNK_TRANSITIONS = 1000  # sealed (renamed + listed in the manifest) every this many transitions
+STORED_HEADER_KEYS = ("actor_id", "actor_session", "seq", "policy_version", "reward", "terminated", "truncated",
+                      "episode_start")
+
+
+class StoreError(RuntimeError):
+    """A replay store that cannot be used as it is; the message says what to do."""
+
+
+def transition_digest(session: str, seq: int, obs: dict, action, reward: float, terminated: bool, truncated: bool,
+                      next_obs: dict) -> str:
+    """Content hash of one transition, identical on the actor (spool) and the learner (store) side."""
+    digest = hashlib.sha256(f"{session}/{int(seq)}/{float(reward)!r}/{bool(terminated)}/{bool(truncated)}".encode())
+    digest.update(np.ascontiguousarray(action, np.float32).tobytes())
+    for prefix, observation in (("obs", obs), ("next_obs", next_obs)):
+        for key in sorted(observation):
+            digest.update(f"{prefix}/{key}".encode())
+            digest.update(np.ascontiguousarray(observation[key]).tobytes())
+    return digest.hexdigest()
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    tmp = path.with_name(".manifest.json.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(manifest, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+class ReplayStore:
+    """Append-only transitions on disk; ``commit`` makes everything appended so far durable."""
+
+    def __init__(self, directory: str | Path, spec: ObsSpec, action_dim: int, chunk_transitions: int = CHUNK_TRANSITIONS):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.spec, self.action_dim, self.chunk_transitions = spec, action_dim, chunk_transitions
+        self.manifest_path = self.directory / "manifest.json"
+        if self.manifest_path.exists():
+            self.manifest = json.loads(self.manifest_path.read_text())
+            if self.manifest.get("format") != STORE_FORMAT:
+                raise StoreError(f"{self.manifest_path}: store format {self.manifest.get('format')} is not "
+                                 f"{STORE_FORMAT}; start a new run directory")
+            if self.manifest["spec"] != spec.to_dict() or self.manifest["action_dim"] != action_dim:
+                raise StoreError(f"{self.directory} holds transitions of another observation/action layout; "
+                                 f"use a new run directory for this task")
+        else:
+            self.manifest = {"format": STORE_FORMAT, "spec": spec.to_dict(), "action_dim": action_dim, "chunks": [],
+                             "next_seq": {}}
+            _write_manifest(self.manifest_path, self.manifest)
+        self.next_seq: dict[str, int] = dict(self.manifest["next_seq"])
+        listed = {c["file"] for c in self.manifest["chunks"]}
+        for path in sorted(self.directory.glob("chunk_*.bin")):
+            if path.name not in listed:  # sealed, but the kill came before the manifest listed it
+                self._list_chunk(path, self._scan_sessions(path))
+        self.count = sum(c["count"] for c in self.manifest["chunks"])
+        self._open: RecordFile | None = None
+        self._open_count, self._open_sessions = 0, {}
+        self._dirty = False
+        for path in sorted(self.directory.glob("chunk_*.open")):
+            sessions = self._scan_sessions(path)
+            self._open = RecordFile(path)  # truncates a record torn by the kill
+            self._open_count = sum(last - first + 1 for first, last in sessions.values())
+            self._open_sessions = sessions
+            self.count += self._open_count
+        for chunk_sessions in [*(c["sessions"] for c in self.manifest["chunks"]), self._open_sessions]:
+            for session, (_, last) in chunk_sessions.items():
+                self.next_seq[session] = max(self.next_seq.get(session, 0), last + 1)
+
+    # ----- writing ------------------------------------------------------------------------
+    def expected_seq(self, session: str) -> int:
+        return self.next_seq.get(session, 0)
+
+    def append(self, header: dict, obs: dict, action: np.ndarray, next_obs: dict) -> None:
+        """Append one transition; ``header["seq"]`` must be the session's next expected seq."""
+        session, seq = str(header["actor_session"]), int(header["seq"])
+        if seq != self.expected_seq(session):
+            raise ValueError(f"session {session}: expected seq {self.expected_seq(session)}, got {seq}")
+        arrays = {"action": np.asarray(action, np.float32)}
+        if header["episode_start"] or seq == 0:
+            arrays.update({f"obs/{k}": v for k, v in obs.items()})
+        arrays.update({f"next_obs/{k}": v for k, v in next_obs.items()})
+        if self._open is None:
+            self._open = RecordFile(self.directory / f"chunk_{len(self.manifest['chunks']):06d}.open")
+            self._open_count, self._open_sessions = 0, {}
+        self._open.append(encode("stored", {k: header[k] for k in STORED_HEADER_KEYS}, arrays))
+        first, _ = self._open_sessions.get(session, (seq, seq))
+        self._open_sessions[session] = (first, seq)
+        self._open_count += 1
+        self.next_seq[session] = seq + 1
+        self.count += 1
+        self._dirty = True
+
+    def commit(self) -> bool:
+        """fsync what was appended (group commit); seal the chunk when full. True if anything was synced."""
+        if not self._dirty:
+            return False
+        self._open.sync()
+        self._dirty = False
+        if self._open_count >= self.chunk_transitions:
+            self._seal()
+        return True
+
+    def _seal(self) -> None:
+        self._open.close()
+        sealed = self._open.path.with_suffix(".bin")
+        os.replace(self._open.path, sealed)
+        fsync_dir(self.directory)
+        self._list_chunk(sealed, self._open_sessions)
+        self._open, self._open_count, self._open_sessions = None, 0, {}
+
+    def _list_chunk(self, path: Path, sessions: dict) -> None:
+        self.manifest["chunks"].append({
+            "file": path.name, "count": sum(last - first + 1 for first, last in sessions.values()),
+            "bytes": path.stat().st_size, "sessions": {s: list(r) for s, r in sessions.items()},
+        })
+        self.manifest["chunks"].sort(key=lambda c: c["file"])
+        for session, (_, last) in sessions.items():
+            self.manifest["next_seq"][session] = max(self.manifest["next_seq"].get(session, 0), last + 1)
+        _write_manifest(self.manifest_path, self.manifest)
+
+    def close(self) -> None:
+        self.commit()
+        if self._open is not None:
+            self._open.close()
+            self._open = None
+
+    # ----- reading ------------------------------------------------------------------------
+    @staticmethod
+    def _scan_sessions(path: Path) -> dict[str, tuple[int, int]]:
+        sessions: dict[str, tuple[int, int]] = {}
+        for _, _, frames in scan_records(path):
+            _, header, _, _ = decode(frames)
+            session, seq = str(header["actor_session"]), int(header["seq"])
+            first, _ = sessions.get(session, (seq, seq))
+            sessions[session] = (first, seq)
+        return sessions
+
+    def chunk_paths(self) -> list[Path]:
+        paths = [self.directory / c["file"] for c in self.manifest["chunks"]]
+        return paths + ([self._open.path] if self._open is not None else [])
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.chunk_paths())
+
+    def iter_records(self, paths: list[Path] | None = None) -> Iterator[tuple[dict, dict]]:
+        for path in self.chunk_paths() if paths is None else paths:
+            for _, _, frames in scan_records(path):
+                _, header, arrays, _ = decode(frames)
+                yield header, arrays
+
+    def iter_transitions(self) -> Iterator[tuple[dict, dict, np.ndarray, dict]]:
+        """Every stored transition with its observation rebuilt: (header, obs, action, next_obs)."""
+        last_next: dict[str, dict] = {}
+        for header, arrays in self.iter_records():
+            obs, next_obs = self._split(arrays)
+            session = str(header["actor_session"])
+            yield header, obs or last_next[session], arrays["action"], next_obs
+            last_next[session] = next_obs
+
+    def _split(self, arrays: dict) -> tuple[dict, dict]:
+        keys = ["state", *self.spec.image_keys]
+        obs = {k: arrays[f"obs/{k}"] for k in keys if f"obs/{k}" in arrays}
+        return obs, {k: arrays[f"next_obs/{k}"] for k in keys}
+
+    def load_into(self, buffer: ReplayBuffer, limit: int | None = None) -> int:
+        """Refill ``buffer`` with (at most about ``limit``, default its capacity) newest transitions."""
+        limit = buffer.capacity if limit is None else limit
+        paths, counts = self.chunk_paths(), [c["count"] for c in self.manifest["chunks"]] + [self._open_count]
+        start, total = len(paths), 0
+        while start > 0 and total < limit:
+            start -= 1
+            total += counts[start]
+        loaded, last_next = 0, {}
+        for header, arrays in self.iter_records(paths[start:]):
+            obs, next_obs = self._split(arrays)
+            session = str(header["actor_session"])
+            if not obs and session not in last_next:
+                last_next[session] = next_obs  # its observation lies in an older chunk: keep only the link
+                continue
+            buffer.add(obs or last_next[session], arrays["action"], float(header["reward"]), bool(header["terminated"]),
+                       bool(header["truncated"]), next_obs, episode_start=bool(obs), stream=session)
+            last_next[session] = next_obs
+            loaded += 1
+        return loaded

@@ -21,6 +21,23 @@ class RunDir:
         return self.root / "endpoints.json"
 
     @property
+    def spec(self) -> Path:
+        """Observation/action layout, so that the learner never needs to build the environment."""
+        return self.root / "spec.json"
+
+    @property
+    def replay(self) -> Path:
+        return self.root / "replay"
+
+    @property
+    def spool(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
     def demos(self) -> Path:
         return self.root / "demos"
 
@@ -49,7 +66,7 @@ class RunDir:
         return self.root / "learner_status.json"
 
     def make(self) -> "RunDir":
-        for path in (self.root, self.demos, self.checkpoints, self.logs, self.exports):
+        for path in (self.root, self.demos, self.checkpoints, self.logs, self.exports, self.replay):
             path.mkdir(parents=True, exist_ok=True)
         return self
 

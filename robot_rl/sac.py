@@ -51,9 +51,9 @@ class SACAgent:
         self.target_entropy = -config.target_entropy_scale * action_dim
 
         # the encoder learns from the critic loss only; the actor sees detached features (DrQ/SERL)
-        self.critic_opt = torch.optim.Adam([*self.critic.parameters(), *self.encoder.parameters()], lr=config.critic_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.temp_opt = torch.optim.Adam([self.log_alpha], lr=config.temp_lr)
+        self.critic_opt = torch.optim.Adam([*self.critic.parameters(), *self.encoder.parameters()], lr=config.critic_lr, fused=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=True)
+        self.temp_opt = torch.optim.Adam([self.log_alpha], lr=config.temp_lr, fused=True)
         self.updates = 0
 
     # ----- acting -------------------------------------------------------------------------

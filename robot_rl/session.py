@@ -20,6 +20,8 @@ from robot_rl.episodes import EpisodeWriter, episode_paths, read_episode, write_
 from robot_rl.report import write_report
 from robot_rl.rundir import RunDir
 from robot_rl.spaces import flatten_obs, obs_spec_from_space
+from robot_rl.learner import write_spec
+from robot_rl.transport.keys import ensure_keys
 
 FINAL_EVAL_SEED = 1_000_000  # final evaluations use seeds no training episode used
 
@@ -45,6 +47,8 @@ def prepare_run(config_path: str | Path, run_dir: str | Path | None = None, **ov
     config = SessionConfig.model_validate(config.model_dump())  # re-validate the overrides
     run.make()
     dump_session(config, run.config)
+    write_spec(run, config)
+    ensure_keys(run.root)
     return run, config
 
 
@@ -105,9 +109,11 @@ def _progress(run: RunDir, learner: subprocess.Popen, actor: subprocess.Popen, c
 
 
 def run_training(run: RunDir, config: SessionConfig, quiet: bool = False) -> dict:
-    """Learner and actor as two processes talking over ZeroMQ; returns the learner's final stats."""
-    if run.endpoints.exists():
-        run.endpoints.unlink()
+    """Learner and actor as two processes talking over ZeroMQ; returns the learner's final stats.
+
+    On a run directory that already holds a session, the learner resumes from its checkpoint and
+    replay store, and the actor resends whatever an earlier actor left unacknowledged in its spool.
+    """
     log_dir = run.logs
     env = child_env()
     with open(log_dir / "learner.log", "ab") as learner_log, open(log_dir / "actor.log", "ab") as actor_log:

@@ -9,6 +9,7 @@ can put a table in front of the arm, so a force limit can be exercised over the 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import random
 import signal
@@ -91,10 +92,25 @@ def _free_loopback_host() -> str:
     raise DeviceConnectionError("found no free loopback address for a franky-sim server; stop stale franky-sim processes.")
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Runs in the child before exec: the kernel kills it when the parent dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: stop()/atexit still end the server
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 class FrankySimProcess:
     """Runs the twin server in a child process: `with FrankySimProcess() as host: FrankyArm(host, realtime="ignore")`.
 
     The child gets a higher scheduling priority when allowed, since its 1 kHz loop shares the CPU.
+    It dies with the thread that started it (PR_SET_PDEATHSIG), so a killed session leaves no server.
     """
 
     def __init__(self, table_top_z_m: float | None = None, startup_timeout_s: float = 60.0):
@@ -110,7 +126,9 @@ class FrankySimProcess:
         cmd = [sys.executable, "-m", "drivers.arms.franky_sim_twin", "--hostname", self.host]
         if self.table_top_z_m is not None:
             cmd += ["--table-top-z-m", str(self.table_top_z_m)]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        parent_pid = os.getpid()
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                      preexec_fn=lambda: _die_with_parent(parent_pid))
         try:
             os.setpriority(os.PRIO_PROCESS, self._proc.pid, -10)
         except OSError:
@@ -130,6 +148,11 @@ class FrankySimProcess:
             self.output.append(line.rstrip())
             if READY_LINE in line:
                 self._ready.set()
+
+    @property
+    def returncode(self) -> int | None:
+        """None while the server runs (or before start), else its exit status (negative: killed by that signal)."""
+        return None if self._proc is None else self._proc.poll()
 
     def kill(self) -> None:
         """Die like a crashed or unplugged robot: no goodbye on the sockets."""

@@ -1,0 +1,86 @@
+"""ROS plumbing shared by the nodes: QoS profiles, header stamps, the e-stop topic, /diagnostics, main()."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import rclpy
+import rclpy.executors
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import Bool, Header
+
+from robot_rl_ros.health import NodeHealth
+from robot_rl_ros.stamps import join_ns, split_ns
+
+SENSOR_QOS = qos_profile_sensor_data  # best effort, keep last 5: a late frame is worth less than the next one
+STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# latched: a node that starts after the e-stop was pressed still sees it
+ESTOP_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+ESTOP_TOPIC = "/estop"
+
+
+def header(stamp_wall_ns: int, frame_id: str) -> Header:
+    sec, nanosec = split_ns(stamp_wall_ns)
+    return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def stamp_ns(msg_header: Header) -> int:
+    return join_ns(msg_header.stamp.sec, msg_header.stamp.nanosec)
+
+
+def declare(node: Node, name: str, default, description: str):
+    """Declare a parameter with its default and description; return its value."""
+    return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+
+class Diagnostics:
+    """Publishes one DiagnosticStatus for the node on /diagnostics every `period_s`, from a `NodeHealth`."""
+
+    def __init__(self, node: Node, health: NodeHealth, period_s: float = 1.0, extra=None):
+        self.node, self.health, self.extra = node, health, extra
+        self.publisher = node.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+        self.timer = node.create_timer(period_s, self.publish)
+
+    def publish(self) -> None:
+        if self.extra is not None:
+            self.extra()
+        status = DiagnosticStatus(
+            level=bytes([self.health.level]),
+            name=f"robot_rl/{self.node.get_name()}",
+            message=self.health.message,
+            hardware_id=self.node.get_fully_qualified_name(),
+            values=[KeyValue(key=k, value=v) for k, v in self.health.values().items()],
+        )
+        self.publisher.publish(DiagnosticArray(header=header(time.time_ns(), ""), status=[status]))
+
+
+def subscribe_estop(node: Node, on_change) -> None:
+    node.create_subscription(Bool, ESTOP_TOPIC, lambda msg: on_change(bool(msg.data)), ESTOP_QOS)
+
+
+def main_for(node_cls) -> None:
+    """Entry point: init, spin until Ctrl-C or SIGTERM, and always release the device."""
+    rclpy.init(args=sys.argv)
+    node = None
+    try:
+        node = node_cls()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+__all__ = ["Parameter", "SENSOR_QOS", "STATE_QOS", "COMMAND_QOS", "ESTOP_QOS", "header", "stamp_ns", "declare", "Diagnostics", "subscribe_estop", "main_for"]

@@ -1,0 +1,26 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "robot_rl_ros"
+NODES = ["camera_node", "arm_node", "teleop_node", "actor_node"]
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+        # launch files and per-robot parameter files live in the repository's launch/ folder
+        ("share/" + package_name + "/launch", glob("../../../launch/*.launch.py")),
+        ("share/" + package_name + "/config", glob("../../../launch/ros/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="robot_rl",
+    maintainer_email="robot_rl@example.com",
+    description="Thin ROS 2 nodes around robot_rl.",
+    license="Apache-2.0",
+    entry_points={"console_scripts": [f"{name} = {package_name}.{name}:main" for name in NODES]},
+)

@@ -1,0 +1,77 @@
+"""Hover and figure-eight metrics for any policy ``(N, 146) float32 -> (N, 4)`` on ``VecQuadrotorHover``.
+
+Hover success (the issue's criterion): the episode runs its full length without terminating and
+ends within ``success_radius_m`` of the target. All episodes run in one vector env, in lock step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+
+from sim2real.quadrotor.env import VecQuadrotorHover
+from sim2real.quadrotor.task import HoverTaskConfig
+
+PolicyFn = Callable[[np.ndarray], np.ndarray]
+SUCCESS_RADIUS_M = 0.2
+
+
+def evaluate_hover(policy: PolicyFn, task: HoverTaskConfig, episodes: int = 1000, seed: int = 0,
+                   success_radius_m: float = SUCCESS_RADIUS_M, report_steps: tuple[int, ...] = (100, 200)) -> dict:
+    """Runs ``episodes`` episodes of ``task.episode_steps`` steps from the task's random initial states."""
+    env = VecQuadrotorHover(episodes, task, seed=seed, autoreset=False)
+    obs, _ = env.reset(seed=seed)
+    alive = np.ones(episodes, bool)
+    returns = np.zeros(episodes)
+    errors_at = {}
+    for step in range(1, task.episode_steps + 1):
+        obs, reward, terminated, _, _ = env.step(np.asarray(policy(obs), np.float64))
+        returns += np.where(alive, reward, 0.0)
+        crashed = np.flatnonzero(alive & terminated)
+        alive &= ~terminated
+        if crashed.size:  # park crashed vehicles at rest so their states stay finite; they count as failures
+            env.set_state(crashed, position_m=env.state["target_position_m"][crashed], quaternion_wxyz=[1, 0, 0, 0],
+                          linear_velocity_m_s=0.0, angular_velocity_rad_s=0.0)
+            obs = env.actor_obs
+        if step in report_steps:
+            errors_at[step] = np.where(alive, _position_error(env), task.termination_position_m)
+    final_error = _position_error(env)
+    success = alive & (final_error < success_radius_m)
+    out = {
+        "episodes": episodes,
+        "success_rate": float(success.mean()),
+        "mean_return": float(returns.mean()),
+        "terminated_rate": float((~alive).mean()),
+        "final_position_error_m": float(np.median(final_error[alive])) if alive.any() else float("nan"),
+    }
+    for step, error in errors_at.items():
+        # episodes that crashed before this step count with the termination distance
+        out[f"mean_position_error_m_at_{step}"] = float(error.mean())
+    return out
+
+
+def figure_eight_rmse(policy: PolicyFn, task: HoverTaskConfig, laps: float = 2.0, seed: int = 0) -> dict:
+    """Tracks the figure eight from rest at its start point; RMSE of position error after the warm-up."""
+    steps = int(round((task.figure_eight_warmup_s + laps * task.figure_eight_period_s) / task.dt_s))
+    track = replace(task.without_noise(), target="figure_eight", episode_steps=steps, init_guidance=1.0,
+                    init_linear_velocity_m_s=0.0, init_angular_velocity_rad_s=0.0,
+                    termination_position_m=max(task.termination_position_m, 10.0))
+    env = VecQuadrotorHover(1, track, seed=seed, autoreset=False)
+    obs, _ = env.reset(seed=seed)
+    warmup_steps = int(round(track.figure_eight_warmup_s / track.dt_s))
+    squared = []
+    for step in range(1, steps + 1):
+        obs, _, terminated, _, _ = env.step(np.asarray(policy(obs), np.float64))
+        if terminated[0]:
+            return {"figure_eight_rmse_m": float("inf"), "figure_eight_completed": False}
+        if step > warmup_steps:
+            squared.append(_position_error(env)[0] ** 2)
+    return {"figure_eight_rmse_m": float(np.sqrt(np.mean(squared))), "figure_eight_completed": True,
+            "figure_eight_period_s": track.figure_eight_period_s, "figure_eight_laps": laps}
+
+
+def _position_error(env: VecQuadrotorHover) -> np.ndarray:
+    state = env.state
+    return np.linalg.norm(state["position_m"] - state["target_position_m"], axis=1)

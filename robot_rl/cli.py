@@ -10,6 +10,8 @@ from robot_rl.config import ConfigError
 
 COMMAND_MODULES = [
     "robot_rl.commands.train",
+    "robot_rl.commands.export",
+    "robot_rl.commands.deploy",
 ]
 
 

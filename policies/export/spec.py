@@ -52,11 +52,15 @@ def layout_mismatches(spec: dict, expected: dict) -> list[str]:
         ours, theirs = spec.get(key), expected.get(key)
         if ours is not None and theirs is not None and [list(p) for p in ours] != [list(p) for p in theirs]:
             problems.append(f"{key}: export {[tuple(p) for p in ours]}, robot {[tuple(p) for p in theirs]}")
-    action_dim = spec.get("action_dim", len(spec.get("action_low", [])))
-    if int(action_dim) != int(expected["action_dim"]):
-        problems.append(f"action size: export {action_dim}, robot {expected['action_dim']}")
+    if action_dim(spec) != int(expected["action_dim"]):
+        problems.append(f"action size: export {action_dim(spec)}, robot {expected['action_dim']}")
     for key in ("action_low", "action_high"):
         if expected.get(key) is not None and spec.get(key) is not None and len(spec[key]) == len(expected[key]):
             if any(abs(a - b) > 1e-6 for a, b in zip(spec[key], expected[key])):
                 problems.append(f"{key}: export {spec[key]}, robot {expected[key]}")
     return problems
+
+
+def action_dim(spec: dict) -> int:
+    """Exports written before ``action_dim`` was part of the spec still carry the action bounds."""
+    return int(spec["action_dim"]) if "action_dim" in spec else len(spec["action_low"])

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from policies.export.onnx_export import make_session, read_spec
+from policies.export.spec import action_dim
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
 
@@ -43,7 +44,7 @@ class OrtBackend:
             self.inputs[item.name] = buffer
             # an OrtValue over a CPU numpy array shares its memory: writing the buffer updates the input
             self.binding.bind_ortvalue_input(item.name, ort.OrtValue.ortvalue_from_numpy(buffer))
-        self.action = np.zeros((1, int(self.spec["action_dim"])), np.float32)
+        self.action = np.zeros((1, action_dim(self.spec)), np.float32)
         self.binding.bind_ortvalue_output("action", ort.OrtValue.ortvalue_from_numpy(self.action))
         warm_up(self, {name: buffer[0] for name, buffer in self.inputs.items()})
 
@@ -75,7 +76,7 @@ class CBackend:
         self.library.policy_forward.argtypes = [ctypes.POINTER(ctypes.c_float)] * 2
         self.library.policy_forward.restype = None
         self.state = np.zeros(int(self.spec["obs_spec"]["state_dim"]), np.float32)
-        self.action = np.zeros(int(self.spec["action_dim"]), np.float32)
+        self.action = np.zeros(action_dim(self.spec), np.float32)
         self._state_ptr = self.state.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
         self._action_ptr = self.action.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
         warm_up(self, {"state": self.state.copy()})

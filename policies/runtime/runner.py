@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from policies.export.onnx_export import read_spec
-from policies.export.spec import layout_mismatches
+from policies.export.spec import action_dim, layout_mismatches
 from policies.runtime.realtime import NoGarbageCollection, apply_realtime, restore_scheduler
 
 FALLBACK_REASONS = ("nan", "stale_obs", "overrun")
@@ -98,12 +98,12 @@ class PolicyRunner:
         self.stale_ns = round(robot.stale_obs_ms * 1e6)
         self.watchdog_ns = round((robot.watchdog_ms or 3 * robot.period_ms) * 1e6)
         self.spin_ns = round(robot.spin_us * 1e3)
-        action_dim = int(self.spec["action_dim"])
-        hold = robot.hold_action or [None] * action_dim
+        size = action_dim(self.spec)
+        hold = robot.hold_action or [None] * size
         self._hold_mask = np.array([v is None for v in hold])
         self._hold_values = np.array([0.0 if v is None else v for v in hold], np.float32)
-        self.last_applied = np.zeros(action_dim, np.float32)
-        self._fallback = np.zeros(action_dim, np.float32)
+        self.last_applied = np.zeros(size, np.float32)
+        self._fallback = np.zeros(size, np.float32)
         self._stop = threading.Event()
 
     def stop(self) -> None:

@@ -11,19 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from policies.export.onnx_export import ExportError, export_onnx
-from policies.export.spec import build_export_spec
-
 FORMATS = ("onnx", "tensorrt", "c")
 C_WEIGHTS = ("float32", "int8")
 MANIFEST = "export.json"
 
 
-def run_weights(run) -> tuple[dict[str, torch.Tensor], str]:
+def run_weights(run) -> tuple[dict, str]:
     """The run's actor weights (encoder.* + actor.*): the final policy, else the newest checkpoint."""
+    import torch
+
+    from policies.export.onnx_export import ExportError
     from robot_rl.acting import weights_from_bytes
 
     if run.final_policy.exists():
@@ -39,6 +36,7 @@ def run_weights(run) -> tuple[dict[str, torch.Tensor], str]:
 
 def load_run_policy(run_dir: str | Path):
     """(run, config, env, obs spec, ActingPolicy with the run's weights, weights file)."""
+    from policies.export.onnx_export import ExportError
     from robot_rl.acting import ActingPolicy
     from robot_rl.config import load_session
     from robot_rl.envs import action_bounds, make_env
@@ -59,6 +57,7 @@ def load_run_policy(run_dir: str | Path):
 
 
 def run_export_spec(run, config, env, spec) -> dict:
+    from policies.export.spec import build_export_spec
     from robot_rl.envs import control_hz
 
     status = json.loads(run.status.read_text()) if run.status.exists() else {}
@@ -70,6 +69,9 @@ def run_export_spec(run, config, env, spec) -> dict:
 
 def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, parity_count: int = 256) -> dict:
     """Export ``run_dir``'s policy as ``fmt`` into ``out_dir``; returns (and writes) the manifest."""
+    import torch
+
+    from policies.export.onnx_export import ExportError, export_onnx
     from robot_rl.session import parity_observations
 
     if fmt not in FORMATS:
@@ -107,6 +109,8 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, parity_count:
 
 
 def run(args) -> int:
+    from policies.export.onnx_export import ExportError
+
     out_dir = args.out or str(Path(args.run) / "exports" / args.format)
     try:
         manifest = export_run(args.run, args.format, out_dir)

@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==$(TORCH_VERSION)
-	$(PY) -m pip install -q -e '.[franky,devices,dev]'
+	$(PY) -m pip install -q -e '.[franky,devices,ros,dev]'
 	touch $@
 
 bench: install

@@ -31,6 +31,7 @@ def isolate_domain() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_DIR), str(REPO), os.environ.get("PYTHONPATH", "")])
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(PACKAGE_DIR / "robot_rl_ros" / "fastdds_profile.xml"))
     sys.path.insert(0, str(PACKAGE_DIR))
 
 

@@ -38,6 +38,7 @@ class Decision:
     intervened: bool
     policy_action: np.ndarray | None  # what the policy asked for (None while holding)
     silent: list[str]  # topics that made the actor hold
+    obs: dict[str, np.ndarray] | None = None  # what the policy saw (None while holding)
 
 
 class ActorCore:
@@ -76,5 +77,15 @@ class ActorCore:
         if not np.all(np.isfinite(twist)):  # a broken policy never moves the robot
             return Decision(np.zeros(6), None, False, action, ["policy (non-finite action)"])
         if intervention is not None:
-            return Decision(np.asarray(intervention[0], float), intervention[1] if intervention[1] else gripper, True, action, [])
-        return Decision(twist, gripper, False, action, [])
+            return Decision(np.asarray(intervention[0], float), intervention[1] if intervention[1] else gripper, True, action, [], obs)
+        return Decision(twist, gripper, False, action, [], obs)
+
+    def executed_action(self, decision: Decision) -> np.ndarray | None:
+        """The action actually commanded, in the policy's layout and units (an intervention replaces the policy's)."""
+        if decision.policy_action is None or decision.obs is None:
+            return None
+        action = np.array(decision.policy_action, dtype=np.float32)
+        action[: self.twist_dims] = decision.twist[: self.twist_dims]
+        if self.gripper_index >= 0 and decision.gripper is not None:
+            action[self.gripper_index] = decision.gripper
+        return action

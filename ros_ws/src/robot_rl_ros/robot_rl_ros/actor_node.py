@@ -4,7 +4,9 @@ Subscribes `ee_pose`, `joint_states` and the image topics (sensor-data QoS, so i
 best-effort publishers), `teleop/twist` + `teleop/engaged` (interventions) and `/estop`. Publishes
 `target_twist`, `gripper_command`, `actor/intervened` (Bool) and `actor/policy_action`
 (Float32MultiArray). A silent topic makes it command a zero twist (hold) and name the topic on
-/diagnostics. The ZeroMQ link to the learner (transitions out, weights in) is not wired here yet.
+/diagnostics. With `run_dir` set it learns: it acts with the learner's newest weights (ZeroMQ link,
+`LearnerBridge`) and streams transitions, the reward from `reward` (Float64) and `success` (Bool);
+without it, it runs the exported ONNX policy in `policy_path`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from robot_rl_ros.stamps import age_ms
 class ActorNode(Node):
     def __init__(self):
         super().__init__("actor")
-        policy_path = declare(self, "policy_path", "", "exported ONNX policy (robot-rl export); required")
+        policy_path = declare(self, "policy_path", "", "exported ONNX policy (robot-rl export), when not learning")
+        run_dir = declare(self, "run_dir", "", "learn: the run directory of a running learner ('' = deploy policy_path)")
+        episode_steps = declare(self, "episode_steps", 200, "learn: ticks per episode before it is truncated")
         rate_hz = declare(self, "rate_hz", 10.0, "control rate, Hz")
         max_age_ms = declare(self, "max_obs_age_ms", 300.0, "data older than this counts as silent: the actor holds")
         state_fields = declare(self, "state_fields", ["ee_pos", "ee_quat", "gripper_width"], "state vector layout, in order")
@@ -36,12 +40,19 @@ class ActorNode(Node):
         twist_dims = declare(self, "twist_dims", 3, "leading action components that are the twist (3: linear only, 6: linear + angular)")
         gripper_index = declare(self, "gripper_index", -1, "action component commanding the gripper (-1: none)")
         self.frame_id = declare(self, "frame_id", "base", "frame of the commanded twist")
-        if not policy_path:
-            raise ValueError("actor_node needs the parameter policy_path: an ONNX file from `robot-rl export`.")
-        from policies.export.onnx_export import OnnxPolicy
+        self.bridge = None
+        if run_dir:
+            from robot_rl_ros.learner_bridge import LearnerBridge
 
-        policy = OnnxPolicy(policy_path)
-        obs_spec = policy.spec["obs_spec"]
+            policy = self.bridge = LearnerBridge(run_dir, actor_id=self.get_name(), episode_steps=episode_steps)
+            obs_spec = self.bridge.obs_spec.to_dict()
+        elif policy_path:
+            from policies.export.onnx_export import OnnxPolicy
+
+            policy = OnnxPolicy(policy_path)
+            obs_spec = policy.spec["obs_spec"]
+        else:
+            raise ValueError("actor_node needs policy_path (an ONNX file from `robot-rl export`) or run_dir (a running learner's run).")
         images = {k: t for k, t in zip(image_keys, image_topics) if k}
         missing = set(obs_spec["image_shapes"]) - set(images)
         if missing:
@@ -53,6 +64,7 @@ class ActorNode(Node):
         self.period = PeriodMeter(rate_hz)
         self.estop = False
         self._intervention = (None, 0.0, False, 0)  # twist, gripper, engaged, twist stamp (wall ns)
+        self._reward, self._success = 0.0, False  # newest since the last tick
 
         self.create_subscription(PoseStamped, "ee_pose", self._on_pose, SENSOR_QOS)
         self.create_subscription(JointState, "joint_states", self._on_joints, SENSOR_QOS)
@@ -60,6 +72,8 @@ class ActorNode(Node):
             self.create_subscription(Image, topic, lambda msg, t=topic: self._on_image(t, msg), SENSOR_QOS)
         self.create_subscription(TwistStamped, "teleop/twist", self._on_teleop_twist, COMMAND_QOS)
         self.create_subscription(Bool, "teleop/engaged", self._on_engaged, COMMAND_QOS)
+        self.create_subscription(Float64, "reward", self._on_reward, COMMAND_QOS)
+        self.create_subscription(Bool, "success", self._on_success, COMMAND_QOS)
         subscribe_estop(self, self._on_estop)
         self.twist_pub = self.create_publisher(TwistStamped, "target_twist", COMMAND_QOS)
         self.gripper_pub = self.create_publisher(Float64, "gripper_command", COMMAND_QOS)
@@ -109,17 +123,33 @@ class ActorNode(Node):
         twist, gripper, _, stamp = self._intervention
         self._intervention = (twist, gripper, bool(msg.data), stamp)
 
+    def _on_reward(self, msg: Float64) -> None:
+        if np.isfinite(msg.data):
+            self._reward = float(msg.data)
+        else:
+            self.health.reject("reward.nonfinite")
+
+    def _on_success(self, msg: Bool) -> None:
+        self._success = self._success or bool(msg.data)
+
     def _on_estop(self, engaged: bool) -> None:
         self.estop = engaged
 
     # ---- the control tick -----------------------------------------------------------------------
     def _tick(self) -> None:
         self.period.tick()
+        if self.bridge is not None:
+            self.bridge.poll()  # new weights are taken between ticks only
         now_ns = time.time_ns()
         twist, gripper, engaged, twist_stamp = self._intervention
         intervention = self.core.intervention(twist, gripper, engaged, age_ms(twist_stamp, now_ns) if twist is not None else float("inf"))
         decision = self.core.step(now_ns, intervention)
         self.health.ages_ms = self.core.assembler.ages_ms(now_ns)
+        if self.estop:
+            decision.obs = None  # no transition spans an e-stop
+        if self.bridge is not None:
+            self.bridge.record(decision.obs, self.core.executed_action(decision), self._reward, self._success)
+            self._reward, self._success = 0.0, False
         if self.estop:
             self.health.set_status(2, "e-stop engaged: not commanding")
             return
@@ -140,9 +170,12 @@ class ActorNode(Node):
     def _loop_counters(self) -> None:
         self.health.extra.update(deadline_misses=self.period.deadline_misses, max_jitter_ms=f"{self.period.max_jitter_ms:.2f}",
                                  obs_skew_ms=f"{self.core.assembler.skew_ms():.1f}")
+        if self.bridge is not None:
+            self.health.extra.update(policy_version=self.bridge.policy_version, env_steps=self.bridge.env_steps, learner_backlog=self.bridge.link.backlog)
 
     def close(self) -> None:
-        pass
+        if self.bridge is not None:
+            self.bridge.close()
 
 
 def main() -> None:

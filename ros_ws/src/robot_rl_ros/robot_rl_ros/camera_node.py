@@ -73,14 +73,15 @@ class CameraNode(Node):
         fps = declare(self, "fps", 15.0, "frame rate, Hz")
         depth = declare(self, "depth", False, "also publish aligned depth (sim, realsense)")
         self.frame_id = declare(self, "frame_id", "camera_color_optical_frame", "frame of the images")
-        mirror = declare(self, "mirror_joint_states", True, "sim only: pose the rendered arm from joint_states")
+        mirror = declare(self, "mirror_joint_states", True, "sim only: pose the rendered arm from the arm node's joint states")
+        joints_topic = declare(self, "joint_states_topic", "/joint_states", "sim only: where the arm node publishes its joint states")
         self.health = NodeHealth()
         self.camera = make_camera(backend, device, width, height, fps, depth)
         self.image_pub = self.create_publisher(Image, "image_raw", SENSOR_QOS)
         self.info_pub = self.create_publisher(CameraInfo, "camera_info", SENSOR_QOS)
         self.depth_pub = self.create_publisher(Image, "depth/image_raw", SENSOR_QOS) if depth else None
         if backend == "sim" and mirror:
-            self.create_subscription(JointState, "joint_states", self._mirror, STATE_QOS)
+            self.create_subscription(JointState, joints_topic, self._mirror, STATE_QOS)
         self.diagnostics = Diagnostics(self, self.health, extra=self._camera_counters)
         self.camera.connect()
         self._stop = threading.Event()

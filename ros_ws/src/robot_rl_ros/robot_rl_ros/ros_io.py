@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 
 import rclpy
 import rclpy.executors
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_msgs.msg import Bool, Header
@@ -25,6 +26,12 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, histo
 ESTOP_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 ESTOP_TOPIC = "/estop"
+FASTDDS_PROFILE = Path(__file__).with_name("fastdds_profile.xml")
+
+
+def use_large_data_transport() -> None:
+    """Point Fast DDS at our profile (large shared-memory segments) unless the user chose one; call before rclpy.init."""
+    os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE))
 
 
 def header(stamp_wall_ns: int, frame_id: str) -> Header:
@@ -68,6 +75,7 @@ def subscribe_estop(node: Node, on_change) -> None:
 
 def main_for(node_cls) -> None:
     """Entry point: init, spin until Ctrl-C or SIGTERM, and always release the device."""
+    use_large_data_transport()
     rclpy.init(args=sys.argv)
     node = None
     try:
@@ -82,5 +90,3 @@ def main_for(node_cls) -> None:
         if rclpy.ok():
             rclpy.shutdown()
 
-
-__all__ = ["Parameter", "SENSOR_QOS", "STATE_QOS", "COMMAND_QOS", "ESTOP_QOS", "header", "stamp_ns", "declare", "Diagnostics", "subscribe_estop", "main_for"]

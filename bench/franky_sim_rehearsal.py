@@ -23,14 +23,9 @@ LAUNCH = ROOT / "launch" / "franky_sim_reach.yaml"
 
 
 def session_file(directory: Path, **train_overrides) -> Path:
-    """The launch file, with the env id prefixed by its module so every process registers it on its own."""
-    import gymnasium as gym
-
-    import sim2real  # noqa: F401  (registers the robot_rl/* ids it knows)
-
+    """The launch file, with the env id prefixed by its module so every process registers it, wired into sim2real or not."""
     config = yaml.safe_load(LAUNCH.read_text())
-    if config["env"] not in gym.registry:  # until sim2real/__init__.py registers the hardware envs
-        config["env"] = "robot_rl.hardware_envs:" + config["env"]
+    config["env"] = "robot_rl.hardware_envs:" + config["env"]
     config["train"].update(train_overrides)
     path = directory / LAUNCH.name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -60,7 +55,8 @@ def main() -> None:
         report = train(str(config), run_dir=str(run_dir), quiet=True, log=lambda *_: None)
         wall_s = time.monotonic() - t0
     envs = env_summaries(run_dir / "logs" / "actor.log")
-    training = next((e for e in envs if e["steps"] >= report["env_steps"] // 2), envs[0] if envs else {})
+    # the actor's training env took exactly the session's steps in a fresh run; its eval env took the rest
+    training = next((e for e in envs if e["steps"] == report["env_steps"]), max(envs, key=lambda e: e["steps"], default={}))
     print(json.dumps({
         "bench": "franky_sim_rehearsal", "wall_s": round(wall_s, 1), "env_steps": report["env_steps"],
         "learner_updates": report["learner_updates"], "achieved_utd": report["achieved_utd"],

@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "robot_rl.commands.train",
     "robot_rl.commands.export",
     "robot_rl.commands.deploy",
+    "robot_rl.commands.doctor",
 ]
 
 

@@ -16,7 +16,8 @@ EXPERTS = {
 
 
 def make_env(config: SessionConfig, **overrides) -> gym.Env:
-    importlib.import_module("sim2real")  # registers the robot_rl/* tasks
+    importlib.import_module("sim2real")  # registers the robot_rl/* sim tasks
+    importlib.import_module("robot_rl.hardware_envs")  # registers robot_rl/FrankySimReach-v0, robot_rl/FrankyReach-v0
     kwargs = {**config.env_kwargs, **overrides}
     try:
         return gym.make(config.env, **kwargs)

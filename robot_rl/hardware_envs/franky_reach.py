@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import re
 import sys
 import time
 import weakref
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from pydantic import ValidationError
 
 from drivers.arms.base import ArmState
 from drivers.errors import DeviceConnectionError, DeviceError
@@ -54,6 +56,10 @@ class _Lease:
             pass  # already gone: nothing left to hold
         if self.server is not None:
             self.server.stop()
+
+
+class ReachConfigError(gym.error.Error, ValueError):
+    """Settings the task cannot run with; `make_env` turns it into a ConfigError naming the session file."""
 
 
 _LEASES: dict[str, _Lease] = {}
@@ -94,11 +100,11 @@ class FrankyReachEnv(gym.Env):
         stale_state_timeout_s: float = 0.5,
     ):
         if arm not in ("franky", "mujoco"):
-            raise ValueError(f"arm must be 'franky' or 'mujoco', not {arm!r}; set env_kwargs.arm accordingly.")
+            raise ReachConfigError(f"env_kwargs.arm must be 'franky' or 'mujoco', not {arm!r}.")
         if start_sim_server is None:
             start_sim_server = host is None and arm == "franky"
         if arm == "franky" and start_sim_server == (host is not None):
-            raise ValueError("give either env_kwargs.host (a real Franka) or start_sim_server: true (franky-sim), not both or neither.")
+            raise ReachConfigError("give either env_kwargs.host (a real Franka) or start_sim_server: true (franky-sim), not both or neither.")
         self.host, self.start_sim_server, self.arm_backend = host, bool(start_sim_server), arm
         self.control_hz = float(control_hz)
         self.period_s = 1.0 / self.control_hz
@@ -112,14 +118,18 @@ class FrankyReachEnv(gym.Env):
         self.home_quat_xyzw = np.asarray(home_quat_xyzw, dtype=float)
         self.home_tolerance_m = float(home_tolerance_m)
         self.home_timeout_s = float(home_timeout_s)
-        self.safety = SafetyConfig.model_validate({"command_rate_hz": self.control_hz, **(safety or {})})
+        try:
+            self.safety = SafetyConfig.model_validate({"command_rate_hz": self.control_hz, **(safety or {})})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ReachConfigError(f"env_kwargs.safety.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}; fix that value.") from None
         self.realtime = realtime or ("enforce" if host is not None else "ignore")
         self.relative_dynamics_factor = float(relative_dynamics_factor)
         self.stale_state_timeout_s = float(stale_state_timeout_s)
         low, high = self.safety.box_low_m, self.safety.box_high_m
         for what, points in (("target_box_m", (self.target_low_m, self.target_high_m)), ("home_pos_m", (self.home_pos_m,))):
             if any(np.any(p < low) or np.any(p > high) for p in points):
-                raise ValueError(f"env_kwargs.{what} must lie inside the safety workspace box {self.safety.workspace_box_m}; shrink it or widen safety.workspace_box_m.")
+                raise ReachConfigError(f"env_kwargs.{what} must lie inside the safety workspace box {self.safety.workspace_box_m}; shrink it or widen safety.workspace_box_m.")
 
         self.metadata = {**self.metadata, "render_fps": self.control_hz}
         self.obs_layout = list(OBS_LAYOUT)
@@ -132,6 +142,7 @@ class FrankyReachEnv(gym.Env):
         self._target_m = self.target_low_m.copy()
         self._steps = 0
         self._deadline_s = 0.0
+        self._paused = False
         self._robot_time = (None, 0.0)  # (last robot_time_ns, monotonic s when it last advanced)
         # real-time and motion figures over the env's life (SUMMARY_PREFIX line at close)
         self.total_steps = 0
@@ -185,10 +196,6 @@ class FrankyReachEnv(gym.Env):
             raise
         return _Lease(arm, server, name)
 
-    @property
-    def _lease(self) -> _Lease | None:
-        return self._held
-
     def _let_go(self) -> None:
         """Stop using the connection; the last env to let go closes it."""
         lease, self._held = self._held, None
@@ -208,17 +215,16 @@ class FrankyReachEnv(gym.Env):
 
     @property
     def arm(self) -> SafeArm:
-        lease = self._lease
-        if lease is None:
+        if self._held is None:
             raise DeviceError("FrankyReachEnv has no arm yet; call reset() first.")
-        return lease.arm
+        return self._held.arm
 
     # ---- failures ------------------------------------------------------------------------------
     def _lost(self, detail: str) -> DeviceError:
         """One sentence for an arm that is gone mid-episode; the safe state is engaged where it still can be."""
         from drivers.arms.franky_sim_twin import READY_LINE
 
-        lease = self._lease
+        lease = self._held
         server = lease.server
         if server is not None and server.returncode is not None:  # nothing left to hold
             said = [line for line in list(server.output)[-3:] if READY_LINE not in line]
@@ -229,12 +235,15 @@ class FrankyReachEnv(gym.Env):
                 lease.arm.hold()
             except DeviceError:
                 pass  # the connection is gone; the robot's own communication watchdog stops it
-            message = (f"{lease.name} stopped answering mid-episode ({detail}); the arm was told to hold: check the network "
-                       "cable, the robot's power and its user stop, then call reset() to reconnect.")
+            libfranka = re.search(r"\((libfranka[^)]*)\)", detail)  # the cause, without the arm's own advice
+            detail = libfranka.group(1) if libfranka else detail.rstrip(".")
+            check = ("that the server process is not stopped or starved of CPU" if server is not None
+                     else "the network cable, the robot's power and its user stop")
+            message = f"{lease.name} stopped answering mid-episode ({detail}); the arm was told to hold: check {check}, then call reset() to reconnect."
         return DeviceConnectionError(message)
 
     def _read_state(self) -> ArmState:
-        lease = self._lease
+        lease = self._held
         if lease.server is not None and lease.server.returncode is not None:
             raise self._lost("server process exited")
         try:
@@ -273,7 +282,7 @@ class FrankyReachEnv(gym.Env):
                 return time.monotonic() - t0
             if time.monotonic() - t0 > self.home_timeout_s:
                 raise DeviceError(
-                    f"{self._lease.name} did not get back to the home pose {self.home_pos_m.round(3).tolist()} within "
+                    f"{self._held.name} did not get back to the home pose {self.home_pos_m.round(3).tolist()} within "
                     f"{self.home_timeout_s:.0f} s (still {error_m * 100:.1f} cm away); clear the path or move home_pos_m inside the reachable workspace."
                 )
 
@@ -293,12 +302,13 @@ class FrankyReachEnv(gym.Env):
         state = self._read_state_or_reconnect()
         if state.fault is not None:  # recoverable: a reflex or a force stop latched last episode
             if not self.arm.recover():
-                raise DeviceError(f"{self._lease.name} stays faulted ({state.fault.reason}); clear the cause, then reset() again.")
+                raise DeviceError(f"{self._held.name} stays faulted ({state.fault.reason}); clear the cause, then reset() again.")
         self.home_returns_s.append(self._go_home())
         self._target_m = self.np_random.uniform(self.target_low_m, self.target_high_m)
         self._steps = 0
         self.episodes += 1
         self._deadline_s = time.monotonic() + self.period_s
+        self._paused = False
         self._last_obs_s = time.monotonic()
         return self._observation(), {"distance_m": self._distance_m(), "home_return_s": self.home_returns_s[-1]}
 
@@ -318,7 +328,10 @@ class FrankyReachEnv(gym.Env):
         delta_m = np.clip(np.nan_to_num(action, nan=0.0), -1.0, 1.0) * self.action_scale_m
         self._send(self._state.ee_pos_m + delta_m)  # the safety filter clips it to the workspace box and speed
         late_s = time.monotonic() - self._deadline_s
-        if late_s > 0:  # the command came after its period ended: re-anchor rather than rush the next ones
+        if self._paused:
+            self._paused = False
+            self._deadline_s, late_s = time.monotonic(), 0.0
+        elif late_s > 0:  # the command came after its period ended: re-anchor rather than rush the next ones
             self.missed_deadlines += 1
             self.max_late_ms = max(self.max_late_ms, late_s * 1e3)
             self._deadline_s = time.monotonic()
@@ -345,12 +358,21 @@ class FrankyReachEnv(gym.Env):
                 "fault": None if fault is None else fault.reason}
         return self._observation(), -distance_m / self.reward_length_m, terminated, truncated, info
 
+    def safe_state(self) -> None:
+        """Hold the arm where it is (the actor calls this when it must pause); the next step() moves on from there."""
+        if self._held is not None:
+            try:
+                self._held.arm.hold()
+            except DeviceError:
+                pass  # nothing connected to hold
+        self._paused = True  # the step after a pause starts a new period instead of counting a missed one
+
     # ---- figures and shutdown -----------------------------------------------------------------
     def summary(self) -> dict:
         periods = np.asarray(self._periods_ms) if self._periods_ms else np.zeros(1)
-        counters = self._lease.arm.counters if self._lease is not None else None
+        counters = self._held.arm.counters if self._held is not None else None
         return {
-            "robot": self._lease.name if self._lease is not None else None,
+            "robot": self._held.name if self._held is not None else None,
             "control_hz": self.control_hz, "steps": self.total_steps, "episodes": self.episodes,
             "successes": self.successes, "missed_deadlines": self.missed_deadlines,
             "max_late_ms": round(self.max_late_ms, 1),

@@ -59,7 +59,8 @@ LEARNER_LOST_S = 3.0  # no word from the learner for this long counts as the lea
 
 class Actor:
     def __init__(self, run: RunDir, config: SessionConfig, actor_id: str = "actor0", max_env_steps: int | None = None,
-                 endpoint: str | None = None, keep_acked_spool: bool = False, on_learner_lost: str = "continue"):
+                 endpoint: str | None = None, keep_acked_spool: bool = False, on_learner_lost: str = "continue",
+                 key_name: str = "actor"):
         self.run, self.config, self.actor_id = run, config, actor_id
         torch.set_num_threads(config.train.actor_torch_threads)
         self.env = make_env(config)
@@ -70,6 +71,7 @@ class Actor:
         self.rng = np.random.default_rng(config.seed + 1000)
         self.max_env_steps = max_env_steps or config.train.max_env_steps
         self.endpoint, self.keep_acked_spool, self.on_learner_lost = endpoint, keep_acked_spool, on_learner_lost
+        self.key_name = key_name
         self.env_steps = 0
         self.stop = False
 
@@ -83,7 +85,7 @@ class Actor:
 
     def connect(self, context: zmq.Context, timeout_s: float = 120.0) -> None:
         """Connect, take the first weights, and continue the run's env-step count where it stands."""
-        self.link = ActorLink(self.run.root, self.actor_id, context, self.endpoint, self.keep_acked_spool)
+        self.link = ActorLink(self.run.root, self.actor_id, context, self.endpoint, self.keep_acked_spool, self.key_name)
         self.link.connect()
         deadline = time.monotonic() + timeout_s
         while (self.link.first_status is None or self.link.weights is None) and not self.stop:
@@ -135,7 +137,8 @@ class Actor:
     def send_transition(self, obs, action, reward, terminated, truncated, next_obs, episode_start) -> None:
         arrays = {"action": np.asarray(action, np.float32)}
         for key, value in obs.items():
-            arrays[f"obs/{key}"] = value
+            if episode_start:  # mid-episode, obs is the previous transition's next_obs: not sent or spooled twice
+                arrays[f"obs/{key}"] = value
             arrays[f"next_obs/{key}"] = next_obs[key]
         self.link.submit({"policy_version": self.policy.version, "reward": float(reward), "terminated": bool(terminated),
                           "truncated": bool(truncated), "episode_start": bool(episode_start)}, arrays)
@@ -192,11 +195,12 @@ def main(argv=None) -> None:
     parser.add_argument("--connect", help="learner endpoint, e.g. tcp://192.168.1.10:5555 (default: RUN/endpoints.json)")
     parser.add_argument("--on-learner-lost", choices=("continue", "safe_state"), default="continue",
                         help="keep acting with the last weights, or hold the robot in its safe state until it is back")
+    parser.add_argument("--key-name", default="actor", help="client key pair in RUN/keys/ (see `robot-rl keys --client`)")
     parser.add_argument("--keep-acked-spool", action="store_true", help="keep acknowledged spool segments (audits, tests)")
     args = parser.parse_args(argv)
     run = RunDir(args.run_dir)
     actor = Actor(run, load_session(run.config), args.actor_id, endpoint=args.connect,
-                  keep_acked_spool=args.keep_acked_spool, on_learner_lost=args.on_learner_lost)
+                  keep_acked_spool=args.keep_acked_spool, on_learner_lost=args.on_learner_lost, key_name=args.key_name)
 
     def stop(signum, frame):
         actor.stop = True

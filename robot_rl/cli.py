@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "robot_rl.commands.export",
     "robot_rl.commands.deploy",
     "robot_rl.commands.doctor",
+    "robot_rl.commands.keys",
 ]
 
 

@@ -35,7 +35,8 @@ from robot_rl.transport.keys import ZapAuthenticator, ensure_keys, make_curve_se
 from robot_rl.transport.wire import WireError, decode, encode
 
 CHECKPOINT_KEEP = 3
-COMMIT_EVERY = 64  # group commit: fsync after this many transitions or at the end of a drain, whichever first
+COMMIT_EVERY = 64  # group commit: fsync after this many transitions ...
+COMMIT_DELAY_S = 0.02  # ... or once the oldest unacknowledged one waited this long (one fsync costs 1-10 ms here)
 FORGET_ACTOR_S = 30.0  # identities not heard from for this long no longer get weights
 HANDSHAKE_EVENTS = {
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake_failed",
@@ -102,21 +103,23 @@ class Learner:
         self.demo_transitions = load_episodes_into(self.demos, run.demos, self.spec)
         load_start = time.perf_counter()
         self.store = ReplayStore(run.replay / "online", self.spec, len(low))
-        self.store.load_into(self.online)
+        self.last_next = self.store.load_into(self.online)  # actor session -> its last next_obs (open episodes)
         self.replay_load_s = time.perf_counter() - load_start
 
         self.policy_version = 0
+        self._weights_cache: tuple[int, bytes, float] | None = None
         self.identities: dict[bytes, dict] = {}  # ZeroMQ identity -> {"actor_id", "last_s"}
         self.actors: dict[str, dict] = {}  # actor_id -> counters reported in stats
         self.rejected: dict[str, int] = defaultdict(int)
         self.pending_acks: dict[bytes, set[str]] = defaultdict(set)
-        self.uncommitted = 0
+        self.uncommitted, self.first_uncommitted_s = 0, 0.0
         self.last_nack: dict[str, tuple[int, float]] = {}
         self.episode_returns: deque = deque(maxlen=20)
         self.episode_successes: deque = deque(maxlen=20)
         self.episodes = 0
         self.last_eval: dict = {}
         self.stop_reason = ""
+        self.actors_done = False
         self.metrics: dict[str, float] = {}
         self.update_times: deque = deque(maxlen=200)
 
@@ -185,8 +188,15 @@ class Learner:
         self.router.send_multipart([identity, *frames], copy=False)
 
     def publish_weights(self, identities=None) -> None:
-        header = {"version": self.policy_version, "learner_updates": self.agent.updates, "published_at": time.time()}
-        frames = encode("weights", header, blobs={"weights": weights_to_bytes(self.agent.actor_state_dict())})
+        """Send the current version's actor weights (safetensors), serialized once per version."""
+        if self._weights_cache is None or self._weights_cache[0] != self.policy_version:
+            t0 = time.perf_counter()
+            blob = weights_to_bytes(self.agent.actor_state_dict())
+            self._weights_cache = (self.policy_version, blob, 1000 * (time.perf_counter() - t0))
+        version, blob, serialize_ms = self._weights_cache
+        header = {"version": version, "learner_updates": self.agent.updates, "published_at": time.time(),
+                  "serialize_ms": serialize_ms}
+        frames = encode("weights", header, blobs={"weights": blob})
         for identity in identities if identities is not None else list(self.identities):
             self.send(identity, frames)
 
@@ -226,7 +236,7 @@ class Learner:
             elif kind == "eval":
                 self._record_eval(header)
             elif kind == "done":
-                self.stop_reason = self.stop_reason or "max_env_steps"
+                self.actors_done = True  # stop once the updates owed to the stored data are done
             else:
                 self.rejected["unknown_kind"] += 1
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -259,20 +269,34 @@ class Learner:
                 self.send(identity, encode("nack", {"session": session, "next_seq": expected}))
             return
         obs, next_obs = self._observations(arrays)
+        if obs is None:  # mid-episode the actor sends only next_obs: obs is the previous transition's next_obs
+            if header["episode_start"]:
+                raise ValueError("an episode start needs its observation")
+            obs = self.last_next.get(session) or self.store.last_next_obs(session)
+            if obs is None:
+                raise ValueError("no earlier transition of this session to take the observation from")
+        elif not np.all(np.isfinite(obs["state"])):
+            self.rejected["non_finite"] += 1
+            return
         action = arrays["action"]
         if action.shape != (self.action_dim,) or action.dtype != np.float32:
             raise ValueError("action")
         reward = header["reward"]
         if not isinstance(reward, float) or not all(isinstance(header[k], bool) for k in ("terminated", "truncated", "episode_start")):
             raise ValueError("flags")
-        if not (np.isfinite(reward) and np.all(np.isfinite(action)) and np.all(np.isfinite(obs["state"]))
-                and np.all(np.isfinite(next_obs["state"]))):
+        if not (np.isfinite(reward) and np.all(np.isfinite(action)) and np.all(np.isfinite(next_obs["state"]))):
             self.rejected["non_finite"] += 1
             return
         policy_version = int(header["policy_version"])
         self.store.append({**header, "policy_version": policy_version}, obs, action, next_obs)
         self.online.add(obs, action, reward, header["terminated"], header["truncated"], next_obs,
                         episode_start=header["episode_start"], stream=session)
+        if header["terminated"] or header["truncated"]:
+            self.last_next.pop(session, None)
+        else:
+            self.last_next[session] = {k: v.copy() for k, v in next_obs.items()}
+        if not self.uncommitted:
+            self.first_uncommitted_s = time.monotonic()
         self.uncommitted += 1
         self.pending_acks[identity].add(session)
         actor["received"] += 1
@@ -281,17 +305,21 @@ class Learner:
         if self.uncommitted >= COMMIT_EVERY:
             self.commit()
 
-    def _observations(self, arrays: dict) -> tuple[dict, dict]:
-        obs, next_obs = {}, {}
+    def _observations(self, arrays: dict) -> tuple[dict | None, dict]:
+        """Checked next_obs and, when sent (episode starts), obs; anything else in the message is refused."""
         expected = {"state": ((self.spec.state_dim,), np.float32),
                     **{k: (tuple(s), np.uint8) for k, s in self.spec.image_shapes.items()}}
+        has_obs = "obs/state" in arrays
+        obs, next_obs = ({} if has_obs else None), {}
         for key, (shape, dtype) in expected.items():
             for prefix, target in (("obs", obs), ("next_obs", next_obs)):
+                if target is None:
+                    continue
                 array = arrays[f"{prefix}/{key}"]
                 if array.shape != shape or array.dtype != dtype:
                     raise ValueError(f"{prefix}/{key}")
                 target[key] = array
-        if len(arrays) != 2 * len(expected) + 1:
+        if len(arrays) != (2 if has_obs else 1) * len(expected) + 1:
             raise ValueError("extra arrays")
         return obs, next_obs
 
@@ -395,9 +423,12 @@ class Learner:
                         break
                     identity, *frames = self.router.recv_multipart(copy=True)
                     self.handle(identity, frames)
-                if self.pending_acks or self.uncommitted:
+                if self.pending_acks and (not self.uncommitted or self.actors_done
+                                          or time.monotonic() - self.first_uncommitted_s >= COMMIT_DELAY_S):
                     self.commit()
                 self._handshake_events()
+                if self.actors_done and not self.can_update():
+                    self.stop_reason = self.stop_reason or "max_env_steps"
                 if self.stop_reason:
                     break
                 if self.can_update():

@@ -228,18 +228,21 @@ class ReplayStore:
         self.next_seq[session] = seq + 1
         self.count += 1
         self._dirty = True
+        if self._open_count >= self.chunk_transitions:
+            self._seal()
 
     def commit(self) -> bool:
-        """fsync what was appended (group commit); seal the chunk when full. True if anything was synced."""
+        """fsync what was appended since the last commit (group commit). True if anything was synced."""
         if not self._dirty:
             return False
         self._open.sync()
         self._dirty = False
-        if self._open_count >= self.chunk_transitions:
-            self._seal()
         return True
 
     def _seal(self) -> None:
+        """A full chunk: fsync, rename ``.open`` to ``.bin``, list it in the manifest."""
+        self._open.sync()
+        self._dirty = False
         self._open.close()
         sealed = self._open.path.with_suffix(".bin")
         os.replace(self._open.path, sealed)
@@ -301,23 +304,40 @@ class ReplayStore:
         obs = {k: arrays[f"obs/{k}"] for k in keys if f"obs/{k}" in arrays}
         return obs, {k: arrays[f"next_obs/{k}"] for k in keys}
 
-    def load_into(self, buffer: ReplayBuffer, limit: int | None = None) -> int:
-        """Refill ``buffer`` with (at most about ``limit``, default its capacity) newest transitions."""
+    def load_into(self, buffer: ReplayBuffer, limit: int | None = None) -> dict[str, dict]:
+        """Refill ``buffer`` with (about ``limit``, default its capacity) newest transitions.
+
+        Returns each actor session's last next-observation where its episode is still open, so that a
+        continuing session's next transition (sent without its observation) can be linked.
+        """
         limit = buffer.capacity if limit is None else limit
         paths, counts = self.chunk_paths(), [c["count"] for c in self.manifest["chunks"]] + [self._open_count]
         start, total = len(paths), 0
         while start > 0 and total < limit:
             start -= 1
             total += counts[start]
-        loaded, last_next = 0, {}
+        last_next = {}
         for header, arrays in self.iter_records(paths[start:]):
             obs, next_obs = self._split(arrays)
             session = str(header["actor_session"])
-            if not obs and session not in last_next:
-                last_next[session] = next_obs  # its observation lies in an older chunk: keep only the link
-                continue
-            buffer.add(obs or last_next[session], arrays["action"], float(header["reward"]), bool(header["terminated"]),
-                       bool(header["truncated"]), next_obs, episode_start=bool(obs), stream=session)
+            if obs or session in last_next:
+                buffer.add(obs or last_next[session], arrays["action"], float(header["reward"]),
+                           bool(header["terminated"]), bool(header["truncated"]), next_obs, episode_start=bool(obs),
+                           stream=session)
+            # else: its observation lies in an older chunk; keep only the link to the next transition
             last_next[session] = next_obs
-            loaded += 1
-        return loaded
+            if header["terminated"] or header["truncated"]:
+                last_next.pop(session)
+        return {s: {k: v.copy() for k, v in obs.items()} for s, obs in last_next.items()}
+
+    def last_next_obs(self, session: str) -> dict | None:
+        """The newest stored next-observation of ``session`` (None if it has none), read from disk."""
+        chunks = [*zip(self.chunk_paths(), [c["sessions"] for c in self.manifest["chunks"]] + [self._open_sessions])]
+        for path, sessions in reversed(chunks):
+            if session in sessions:
+                found = None
+                for header, arrays in self.iter_records([path]):
+                    if header["actor_session"] == session:
+                        found = arrays
+                return {k: v.copy() for k, v in self._split(found)[1].items()}
+        return None

@@ -135,12 +135,12 @@ def run_training(run: RunDir, config: SessionConfig, quiet: bool = False) -> dic
             for proc in (actor, learner):
                 proc.wait()
             raise
-    if learner.returncode != 0:
-        tail = (log_dir / "learner.log").read_text()[-3000:]
-        raise RuntimeError(f"the learner exited with code {learner.returncode}; its log ends:\n{tail}")
     if actor.returncode not in (0, -15):
         tail = (log_dir / "actor.log").read_text()[-3000:]
         raise RuntimeError(f"the actor exited with code {actor.returncode}; its log ends:\n{tail}")
+    if learner.returncode != 0:
+        tail = (log_dir / "learner.log").read_text()[-3000:]
+        raise RuntimeError(f"the learner exited with code {learner.returncode}; its log ends:\n{tail}")
     return json.loads(run.status.read_text())
 
 

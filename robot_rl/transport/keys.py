@@ -14,6 +14,7 @@ from pathlib import Path
 
 import zmq
 import zmq.auth
+import zmq.utils.z85
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 
@@ -85,6 +86,7 @@ class ZapAuthenticator:
     """Answers ZAP requests on its own thread: CURVE peers with an authorized key pass, others are counted."""
 
     def __init__(self, context: zmq.Context, folder: Path):
+        self.folder = Path(folder)
         self.allowed = authorized_keys(folder)
         self.refused: dict[str, int] = defaultdict(int)
         self.accepted = 0
@@ -102,7 +104,10 @@ class ZapAuthenticator:
             msg = self.socket.recv_multipart()
             version, request_id, _domain, _address, _identity, mechanism = msg[:6]
             credentials = msg[6:]
-            if mechanism == b"CURVE" and credentials and credentials[0] in self.allowed:
+            key = zmq.utils.z85.encode(credentials[0]) if mechanism == b"CURVE" and credentials else None
+            if key is not None and key not in self.allowed:
+                self.allowed = authorized_keys(self.folder)  # a key authorized since start (`robot-rl keys --client`)
+            if key is not None and key in self.allowed:
                 status, text = b"200", b"OK"
                 self.accepted += 1
             else:

@@ -17,10 +17,18 @@ _HEAD = struct.Struct("<II")
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 
 
-def pack_record(frames: list[bytes]) -> bytes:
-    lengths = struct.pack(f"<I{len(frames)}Q", len(frames), *(len(f) for f in frames))
-    payload = b"".join([lengths, *(bytes(f) for f in frames)])
-    return _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
+def record_parts(frames: list) -> list:
+    """The record as a list of buffers (header, lengths, frames), so that it is written without a join copy."""
+    lengths = struct.pack(f"<I{len(frames)}Q", len(frames), *(memoryview(f).nbytes for f in frames))
+    crc, size = zlib.crc32(lengths), len(lengths)
+    for frame in frames:
+        crc = zlib.crc32(frame, crc)
+        size += memoryview(frame).nbytes
+    return [_HEAD.pack(size, crc), lengths, *frames]
+
+
+def pack_record(frames: list) -> bytes:
+    return b"".join(bytes(p) for p in record_parts(frames))
 
 
 def unpack_payload(payload: bytes | memoryview) -> list[bytes]:
@@ -75,14 +83,17 @@ class RecordFile:
         os.lseek(self.fd, existing, os.SEEK_SET)
         self.size = existing
 
-    def append(self, frames: list[bytes]) -> tuple[int, int]:
-        record = pack_record(frames)
-        offset, view = self.size, memoryview(record)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
-        self.size += len(record)
-        return offset, len(record)
+    def append(self, frames: list) -> tuple[int, int]:
+        parts = record_parts(frames)
+        total = sum(memoryview(p).nbytes for p in parts)
+        written = os.writev(self.fd, parts)
+        if written < total:  # a short write: finish the rest byte-exactly
+            rest = memoryview(b"".join(bytes(p) for p in parts))[written:]
+            while rest:
+                rest = rest[os.write(self.fd, rest):]
+        offset = self.size
+        self.size += total
+        return offset, total
 
     def sync(self) -> None:
         os.fsync(self.fd)

@@ -12,7 +12,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: transition ids, obs only at episode starts, hello/status/ack/nack link messages
 ALLOWED_DTYPES = {"float32", "float64", "int64", "int32", "uint8", "bool"}
 MAX_ARRAY_BYTES = 256 * 1024 * 1024  # a larger declared size is refused before allocation
 MAX_HEADER_BYTES = 1024 * 1024

@@ -11,6 +11,7 @@ The actor sees what the robot sees (``obs``); the critic also sees privileged, n
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -31,29 +32,55 @@ class TD3Config:
     target_noise_std: float = 0.2  # Fujimoto et al. target policy smoothing
     target_noise_clip: float = 0.5
     num_critics: int = 2  # clipped double Q
+    activation: str = "relu"  # L2F: FAST_TANH hidden layers; see VectorSessionConfig.td3 for the choice
+    initial_action: float = 0.0  # the actor's output bias starts at atanh of this (e.g. the hover command)
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def _with_activation(trunk: nn.Sequential, activation: str) -> nn.Sequential:
+    return nn.Sequential(*(ACTIVATIONS[activation]() if isinstance(m, nn.ReLU) else m for m in trunk))
 
 
 class DeterministicActor(nn.Module):
     """obs -> tanh(MLP(obs)) in [-1, 1]^A; this is the module exported to ONNX and C."""
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]):
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...], initial_action: float = 0.0,
+                 activation: str = "relu"):
         super().__init__()
-        self.trunk = mlp(obs_dim, list(hidden), action_dim, layer_norm=False)
+        self.trunk = _with_activation(mlp(obs_dim, list(hidden), action_dim, layer_norm=False), activation)
+        with torch.no_grad():  # start near a known-good constant action instead of mid-range
+            self.trunk[-1].bias.fill_(math.atanh(initial_action))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.trunk(obs))
+
+
+class TanhCriticEnsemble(CriticEnsemble):
+    """The batched critic ensemble with tanh hidden units (L2F) instead of ReLU."""
+
+    def forward(self, features, action, members=None):
+        count = self.members if members is None else len(members)
+        x = torch.cat([features, action], dim=-1).unsqueeze(0).expand(count, -1, -1)
+        for linear in self.linears:
+            x = torch.tanh(linear(x, members))
+        return self.head(x, members).squeeze(-1)
 
 
 class TD3Agent:
     def __init__(self, obs_dim: int, critic_obs_dim: int, action_dim: int, config: TD3Config, seed: int = 0):
         torch.manual_seed(seed)
         self.config = config
-        self.actor = DeterministicActor(obs_dim, action_dim, config.hidden_dims)
-        self.critic = CriticEnsemble(critic_obs_dim, action_dim, list(config.hidden_dims), config.num_critics, False)
+        if config.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {config.activation!r} is not one of {sorted(ACTIVATIONS)}.")
+        self.actor = DeterministicActor(obs_dim, action_dim, config.hidden_dims, config.initial_action, config.activation)
+        critic_type = TanhCriticEnsemble if config.activation == "tanh" else CriticEnsemble
+        self.critic = critic_type(critic_obs_dim, action_dim, list(config.hidden_dims), config.num_critics, False)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, fused=True)
         self.updates = 0
 
     @torch.no_grad()

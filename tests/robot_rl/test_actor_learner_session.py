@@ -59,6 +59,15 @@ def test_pendulum_session_streams_transitions_and_advances_weights(tmp_path):
     import onnxruntime as ort
 
     assert ort.InferenceSession(report["onnx_path"]).run(None, batch)[0].shape == (5, 1)  # dynamic batch
+    assert not any(run.spool.glob("*/*/seg_*"))  # every spooled transition was acknowledged and trimmed
+
+    # `train` again on the same run directory resumes without a prompt: replay and update counter continue
+    report = train(config, run_dir=run.root, max_env_steps=1000, quiet=True, log=lambda *_: None)
+    first, second = read_jsonl(run.logs / "resume.jsonl")
+    assert first["learner_updates"] == 0 and second["learner_updates"] == 601  # from the final checkpoint
+    assert second["env_steps"] == second["replay_loaded"] == 800  # the replay store reloaded from disk
+    status = json.loads(run.status.read_text())
+    assert report["env_steps"] == status["env_steps"] == 1000 and status["learner_updates"] == 801
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from robot_rl.config import ConfigError, SessionConfig
 # env class name -> "module:Class" of its scripted expert (constructed with the unwrapped env)
 EXPERTS = {
     "PickCubeEnv": "sim2real.pick_cube.expert:PickCubeExpert",
+    "RCCarRaceEnv": "sim2real.rc_car.expert:RCCarExpert",
 }
 
 

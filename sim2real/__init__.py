@@ -19,3 +19,7 @@ if "robot_rl/QuadrotorHover-v0" not in registry:
         entry_point="sim2real.quadrotor.env:QuadrotorHoverEnv",
         vector_entry_point="sim2real.quadrotor.env:VecQuadrotorHover",
     )
+if "robot_rl/RCCarRace-v0" not in registry:
+    register(id="robot_rl/RCCarRace-v0", entry_point="sim2real.rc_car.env:RCCarRaceEnv", kwargs={"obs_mode": "pixels"})
+if "robot_rl/RCCarRaceState-v0" not in registry:
+    register(id="robot_rl/RCCarRaceState-v0", entry_point="sim2real.rc_car.env:RCCarRaceEnv", kwargs={"obs_mode": "state"})

@@ -154,15 +154,32 @@ def load_final_policy(run: RunDir, config: SessionConfig):
 
 
 def parity_observations(run: RunDir, spec, env, count: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
-    """Recorded observations for the export parity check: demos if any, else env resets."""
+    """Recorded observations for the export parity check: demos, then the replay store.
+
+    Only a run with neither (nothing was ever recorded) falls back to stepping ``env`` with random actions.
+    """
     keys = ["state", *spec.image_keys]
     collected = {k: [] for k in keys}
+
+    def enough() -> bool:
+        return sum(len(a) for a in collected["state"]) >= count
+
     for path in episode_paths(run.demos):
         episode = read_episode(path)
         for k in keys:
             collected[k].append(episode[f"obs/{k}"])
-        if sum(len(a) for a in collected["state"]) >= count:
+        if enough():
             break
+    if not enough() and (run.replay / "manifest.json").exists():
+        from robot_rl.replay import ReplayStore
+
+        store = ReplayStore(run.replay, spec, env.action_space.shape[0])
+        for _, arrays in store.iter_records():
+            for k in keys:
+                collected[k].append(arrays[f"next_obs/{k}"][None])
+            if enough():
+                break
+        store.close()
     if not collected["state"]:
         env.action_space.seed(seed)
         raw, _ = env.reset(seed=seed)
@@ -179,6 +196,7 @@ def parity_observations(run: RunDir, spec, env, count: int = 256, seed: int = 0)
 def finalize(run: RunDir, config: SessionConfig, stats: dict, wall_s: float, log=print) -> dict:
     """Evaluate the final torch policy, export to ONNX, evaluate the export, write the report."""
     from policies.export.onnx_export import OnnxPolicy, export_onnx
+    from policies.export.spec import build_export_spec
 
     torch.set_num_threads(1)
     env, spec, policy = load_final_policy(run, config)
@@ -187,16 +205,10 @@ def finalize(run: RunDir, config: SessionConfig, stats: dict, wall_s: float, log
     log(f"evaluating the final policy over {episodes} deterministic episodes (torch)")
     torch_eval = evaluate_policy(env, lambda o: denormalize_action(policy.act(o, True), low, high), episodes, FINAL_EVAL_SEED)
 
-    export_spec = {
-        "obs_spec": spec.to_dict(),
-        "obs_layout": getattr(env.unwrapped, "obs_layout", None),
-        "action_layout": getattr(env.unwrapped, "action_layout", None),
-        "action_low": low.tolist(), "action_high": high.tolist(),
-        "normalization": {"state_mean": None, "state_std": None, "note": "observations enter unnormalized"},
-        "control_hz": control_hz(env, config), "env": config.env, "env_kwargs": config.env_kwargs,
-        "policy_version": int(stats.get("policy_version", 0)), "learner_updates": int(stats.get("learner_updates", 0)),
-        "training_run": str(run.root.resolve()), "session": config.name,
-    }
+    export_spec = build_export_spec(
+        env, spec, control_hz=control_hz(env, config), env_id=config.env, env_kwargs=config.env_kwargs,
+        session=config.name, training_run=run.root, policy_version=stats.get("policy_version", 0),
+        learner_updates=stats.get("learner_updates", 0))
     exported = export_onnx(policy.deploy, export_spec, run.exports / "policy.onnx", parity_observations(run, spec, env))
     log(f"exported {exported['path']} (parity max abs error {exported['parity_max_abs_err']:.2e})")
     onnx_policy = OnnxPolicy(exported["path"])

@@ -9,8 +9,12 @@ REPORT_SUMMARY = ("task", "env_steps", "wall_s", "learner_updates", "eval_return
 
 
 def run(args) -> int:
-    from robot_rl.session import train
+    from robot_rl.vectorized import is_vectorized_session, train_vectorized
 
+    if is_vectorized_session(args.config):  # `trainer: vectorized`: in-process, many envs (quadrotor)
+        train = train_vectorized
+    else:
+        from robot_rl.session import train
     report = train(args.config, run_dir=args.run_dir, max_env_steps=args.max_env_steps, max_minutes=args.max_minutes,
                    seed=args.seed, quiet=args.quiet)
     print(json.dumps({k: report.get(k) for k in REPORT_SUMMARY}))

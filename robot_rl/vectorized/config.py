@@ -44,6 +44,7 @@ class VectorTrainSettings(_Strict):
     updates_per_iteration: int = Field(1, ge=1)  # one vector step of num_envs env steps, then this many updates
     exploration_noise_std: float = Field(0.1, ge=0)  # L2F
     curriculum_every_env_steps: int = Field(100_000, ge=1)  # L2F multiplies reward weights every 100k steps
+    recompute_rewards: bool = False  # rescore the replay at each curriculum step (L2F's "w" ablation switch)
     replay_capacity: int = Field(200_000, ge=1)
     eval_every_env_steps: int = Field(0, ge=0)  # 0: no periodic evaluation; else quick evals to stop early
     eval_episodes: int = Field(200, ge=1)

@@ -100,6 +100,8 @@ def run_training(config: VectorSessionConfig, log=print, progress=None) -> tuple
             next_curriculum += cfg.curriculum_every_env_steps
             weights = l2f_curriculum_step(weights)
             env.set_reward_weights(weights)
+            if cfg.recompute_rewards:
+                replay.recompute_rewards(weights)
         if progress is not None:
             progress(env_steps, agent.updates, time.perf_counter() - start)
         if cfg.eval_every_env_steps and env_steps >= next_eval:

@@ -35,6 +35,33 @@ class VectorReplay:
         self.cursor = (self.cursor + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
+    @property
+    def reward(self) -> torch.Tensor:
+        return self.rows[:, 2 * self.side + self.action_dim]
+
+    @property
+    def terminated(self) -> torch.Tensor:
+        return self.rows[:, 2 * self.side + self.action_dim + 1]
+
+    def recompute_rewards(self, weights) -> None:
+        """Rescore every stored transition under new reward weights (L2F's curriculum with recalculated rewards).
+
+        The L2F reward depends only on the noise-free state before the step (critic columns 0:18:
+        position error, rotation matrix, velocity error, body rates), the action and termination.
+        """
+        rows = self.rows[: self.size]
+        state, a = rows[:, :18], self.action_dim
+        action = rows[:, 2 * self.side: 2 * self.side + a]
+        terminated = rows[:, 2 * self.side + a + 1]
+        qw_squared = (1.0 + state[:, 3] + state[:, 7] + state[:, 11]) / 4.0  # from the rotation matrix's trace
+        cost = weights.position * state[:, 0:3].square().sum(1) + weights.orientation * (1.0 - qw_squared)
+        cost += weights.linear_velocity * state[:, 12:15].square().sum(1)
+        cost += weights.angular_velocity * state[:, 15:18].square().sum(1)
+        cost += weights.action * (action - weights.action_baseline).square().sum(1)
+        reward = torch.where(terminated > 0, torch.full_like(cost, weights.termination_penalty),
+                             weights.constant - weights.scale * cost)
+        rows[:, 2 * self.side + a] = reward
+
     def _split_side(self, packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         critic = packed[:, : -self.noisy_columns]
         actor = torch.cat([packed[:, -self.noisy_columns:], critic[:, self.noisy_columns: self.actor_obs_dim]], dim=1)

@@ -29,9 +29,9 @@ def evaluate_hover(policy: PolicyFn, task: HoverTaskConfig, episodes: int = 1000
     for step in range(1, task.episode_steps + 1):
         obs, reward, terminated, _, _ = env.step(np.asarray(policy(obs), np.float64))
         returns += np.where(alive, reward, 0.0)
-        crashed = np.flatnonzero(alive & terminated)
         alive &= ~terminated
-        if crashed.size:  # park crashed vehicles at rest so their states stay finite; they count as failures
+        crashed = np.flatnonzero(terminated)
+        if crashed.size:  # park crashed vehicles (again) at rest so their states stay finite; they count as failures
             env.set_state(crashed, position_m=env.state["target_position_m"][crashed], quaternion_wxyz=[1, 0, 0, 0],
                           linear_velocity_m_s=0.0, angular_velocity_rad_s=0.0)
             obs = env.actor_obs
@@ -44,7 +44,7 @@ def evaluate_hover(policy: PolicyFn, task: HoverTaskConfig, episodes: int = 1000
         "success_rate": float(success.mean()),
         "mean_return": float(returns.mean()),
         "terminated_rate": float((~alive).mean()),
-        "final_position_error_m": float(np.median(final_error[alive])) if alive.any() else float("nan"),
+        "final_position_error_m": float(np.median(final_error[alive])) if alive.any() else None,
     }
     for step, error in errors_at.items():
         # episodes that crashed before this step count with the termination distance
@@ -65,7 +65,7 @@ def figure_eight_rmse(policy: PolicyFn, task: HoverTaskConfig, laps: float = 2.0
     for step in range(1, steps + 1):
         obs, _, terminated, _, _ = env.step(np.asarray(policy(obs), np.float64))
         if terminated[0]:
-            return {"figure_eight_rmse_m": float("inf"), "figure_eight_completed": False}
+            return {"figure_eight_rmse_m": None, "figure_eight_completed": False}  # crashed: no RMSE to report
         if step > warmup_steps:
             squared.append(_position_error(env)[0] ** 2)
     return {"figure_eight_rmse_m": float(np.sqrt(np.mean(squared))), "figure_eight_completed": True,
@@ -75,3 +75,32 @@ def figure_eight_rmse(policy: PolicyFn, task: HoverTaskConfig, laps: float = 2.0
 def _position_error(env: VecQuadrotorHover) -> np.ndarray:
     state = env.state
     return np.linalg.norm(state["position_m"] - state["target_position_m"], axis=1)
+
+
+def evaluate_hover_firmware(firmware, task: HoverTaskConfig, episodes: int = 50, seed: int = 0,
+                            policy_hz: int = 500, success_radius_m: float = SUCCESS_RADIUS_M) -> dict:
+    """Hover success of a firmware-style controller flying the simulator at ``policy_hz``.
+
+    ``firmware`` has ``reset(initial_action (N, 4))`` and ``control(state (N, 18)) -> (N, 4)`` and keeps
+    its own action history (advanced at the training rate). The simulator integrates 1/policy_hz
+    per tick; its own history is not used. Same initial states and success rule as ``evaluate_hover``.
+    """
+    substeps = max(1, int(round(policy_hz * task.dt_s)))  # 5 simulator steps of 2 ms per 10 ms training step
+    fast = replace(task, dt_s=task.dt_s / substeps, episode_steps=task.episode_steps * substeps)
+    env = VecQuadrotorHover(episodes, fast, seed=seed, autoreset=False)
+    obs, _ = env.reset(seed=seed)
+    firmware.reset(obs[:, -4:])  # the env starts its history at the initial rotor command
+    alive = np.ones(episodes, bool)
+    for _ in range(fast.episode_steps):
+        action = firmware.control(obs[:, :18])
+        obs, _, terminated, _, _ = env.step(np.where(alive[:, None], action, 0.0).astype(np.float64))
+        alive &= ~terminated
+        crashed = np.flatnonzero(terminated)
+        if crashed.size:
+            env.set_state(crashed, position_m=env.state["target_position_m"][crashed], quaternion_wxyz=[1, 0, 0, 0],
+                          linear_velocity_m_s=0.0, angular_velocity_rad_s=0.0)
+            obs = env.actor_obs
+    final_error = _position_error(env)
+    success = alive & (final_error < success_radius_m)
+    return {"episodes": episodes, "success_rate": float(success.mean()), "terminated_rate": float((~alive).mean()),
+            "policy_hz": policy_hz}

@@ -26,7 +26,7 @@ from robot_rl.rundir import RunDir  # noqa: E402
 from robot_rl_ros.ros_io import COMMAND_QOS, STATE_QOS, header  # noqa: E402
 
 SPEED_M_S = 0.05
-SESSION = f"""name: ros_learning_test
+SESSION = """name: ros_learning_test
 env: robot_rl/PickCube-v0
 seed: 0
 learner:

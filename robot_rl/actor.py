@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 import zmq
 
+from drivers.errors import DeviceError
 from robot_rl.acting import ActingPolicy, weights_from_bytes
 from robot_rl.config import SessionConfig, load_session
 from robot_rl.envs import action_bounds, denormalize_action, is_success, make_env
@@ -188,6 +190,10 @@ class Actor:
         self.link.control("eval", {**result, "env_steps": self.env_steps, "policy_version": self.policy.version})
 
 
+DEVICE_FAILURE_EXIT_CODE = 3
+DEVICE_FAILURE_PREFIX = "robot_rl actor: device failure: "
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="robot_rl actor process")
     parser.add_argument("run_dir", type=Path)
@@ -211,6 +217,14 @@ def main(argv=None) -> None:
     try:
         actor.connect(context)
         actor.run_episodes()
+    except DeviceError as err:
+        # every transition so far is in the spool; the robot goes to its safe state, the person gets one sentence
+        try:
+            actor.hold_safe_state()
+        except Exception as hold_err:  # the device may be gone entirely
+            err = DeviceError(f"{err} (putting the robot in its safe state failed too: {hold_err})")
+        print(f"{DEVICE_FAILURE_PREFIX}{err}", file=sys.stderr, flush=True)
+        sys.exit(DEVICE_FAILURE_EXIT_CODE)
     finally:
         if hasattr(actor, "link"):
             actor.link.close()

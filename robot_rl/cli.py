@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from drivers.errors import DeviceError
 from robot_rl.config import ConfigError
 
 COMMAND_MODULES = [
@@ -32,6 +33,9 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"robot-rl: configuration error:\n{err}", file=sys.stderr)
         return 2
+    except DeviceError as err:
+        print(f"robot-rl: {err}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("robot-rl: interrupted; the run directory keeps what was written", file=sys.stderr)
         return 130

@@ -12,18 +12,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from drivers.errors import DeviceError
 from robot_rl.acting import ActingPolicy, weights_from_bytes
-from robot_rl.actor import evaluate_policy
+from robot_rl.actor import (
+    DEVICE_FAILURE_EXIT_CODE,
+    DEVICE_FAILURE_PREFIX,
+    evaluate_policy,
+)
 from robot_rl.config import ConfigError, SessionConfig, dump_session, load_session
-from robot_rl.envs import action_bounds, control_hz, denormalize_action, is_success, make_env, make_expert, normalize_action
+from robot_rl.envs import (
+    action_bounds,
+    control_hz,
+    denormalize_action,
+    is_success,
+    make_env,
+    make_expert,
+    normalize_action,
+)
 from robot_rl.episodes import EpisodeWriter, episode_paths, read_episode, write_episode
+from robot_rl.learner import write_spec
 from robot_rl.report import write_report
 from robot_rl.rundir import RunDir
 from robot_rl.spaces import flatten_obs, obs_spec_from_space
-from robot_rl.learner import write_spec
 from robot_rl.transport.keys import ensure_keys
 
-FINAL_EVAL_SEED = 1_000_000  # final evaluations use seeds no training episode used
+FINAL_EVAL_SEED = 1_000_000
+
+
+class DeviceFailure(DeviceError):
+    """A device failed during a session; the robot was put in its safe state and the data kept."""  # final evaluations use seeds no training episode used
 
 
 def child_env() -> dict:
@@ -135,6 +152,10 @@ def run_training(run: RunDir, config: SessionConfig, quiet: bool = False) -> dic
             for proc in (actor, learner):
                 proc.wait()
             raise
+    if actor.returncode == DEVICE_FAILURE_EXIT_CODE:
+        lines = [ln for ln in (log_dir / "actor.log").read_text().splitlines() if ln.startswith(DEVICE_FAILURE_PREFIX)]
+        raise DeviceFailure(f"{lines[-1][len(DEVICE_FAILURE_PREFIX):] if lines else 'see ' + str(log_dir / 'actor.log')} "
+                            f"The data so far is saved in {run.root}; `robot-rl train` on it resumes.")
     if actor.returncode not in (0, -15):
         tail = (log_dir / "actor.log").read_text()[-3000:]
         raise RuntimeError(f"the actor exited with code {actor.returncode}; its log ends:\n{tail}")

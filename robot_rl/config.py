@@ -73,6 +73,7 @@ class TrainConfig(_Strict):
     final_eval_episodes: int = Field(default=50, ge=1, description="deterministic episodes for the final report")
     stop_at_success_rate: float | None = Field(default=None, description="end early once a periodic eval reaches this")
     stop_at_eval_return: float | None = Field(default=None, description="end early once a periodic eval reaches this")
+    stop_after_evals_at_bar: int = Field(default=2, ge=1, description="consecutive periodic evals that must reach the bar")
     checkpoint_every_updates: int = Field(default=5_000, ge=1)
     max_actor_lead_steps: int = Field(
         default=20, ge=1,

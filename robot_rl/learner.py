@@ -118,6 +118,7 @@ class Learner:
         self.episode_successes: deque = deque(maxlen=20)
         self.episodes = 0
         self.last_eval: dict = {}
+        self.evals_at_bar = 0  # consecutive periodic evaluations at the early-stopping bar
         self.stop_reason = ""
         self.actors_done = False
         self.metrics: dict[str, float] = {}
@@ -344,10 +345,12 @@ class Learner:
         if record["success_rate"] is not None:
             self.writer.add_scalar("eval/success_rate", record["success_rate"], record["env_steps"])
         train = self.config.train
-        if train.stop_at_success_rate is not None and (record["success_rate"] or 0.0) >= train.stop_at_success_rate:
-            self.stop_reason = "success_rate_reached"
-        if train.stop_at_eval_return is not None and record["eval_return"] >= train.stop_at_eval_return:
-            self.stop_reason = "eval_return_reached"
+        reached = ((train.stop_at_success_rate is not None and (record["success_rate"] or 0.0) >= train.stop_at_success_rate)
+                   or (train.stop_at_eval_return is not None and record["eval_return"] >= train.stop_at_eval_return))
+        # one lucky evaluation is not enough: the bar must hold in consecutive evaluations
+        self.evals_at_bar = self.evals_at_bar + 1 if reached else 0
+        if self.evals_at_bar >= train.stop_after_evals_at_bar:
+            self.stop_reason = "eval_bar_reached"
 
     def _handshake_events(self) -> None:
         while self.monitor.poll(0):

@@ -42,7 +42,9 @@ def write_report(run: RunDir, report: dict) -> dict:
     def fmt(value):
         if value is None:
             return "n/a"
-        return f"{value:.3f}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.3f}"
+        return str(value)
 
     rows = [
         ("task", report["task"]), ("seed", report["seed"]), ("env steps", report["env_steps"]),

@@ -110,6 +110,15 @@ class PolicyRunner:
         """Ends ``run()`` after the current step (callable from another thread, e.g. a ROS 2 shutdown)."""
         self._stop.set()
 
+    def live_stats(self, window: int) -> dict:
+        """Counters and the last ``window`` samples so far, readable from another thread during ``run()``."""
+        return {
+            "steps": getattr(self, "_done", 0), "misses": getattr(self, "_misses", 0),
+            "skipped_periods": getattr(self, "_skipped", 0), "fallbacks": dict(getattr(self, "_fallbacks", {})),
+            "period_error_ns": list(getattr(self, "_period_error_ns", [])[-window:]),
+            "inference_ns": list(getattr(self, "_inference_ns", [])[-window:]),
+        }
+
     def fallback_action(self) -> np.ndarray:
         if self.robot.fallback == "zero":
             self._fallback[:] = 0.0

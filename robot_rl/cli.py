@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "robot_rl.commands.deploy",
     "robot_rl.commands.doctor",
     "robot_rl.commands.keys",
+    "robot_rl.commands.calibrate",
 ]
 
 

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "robot_rl.commands.doctor",
     "robot_rl.commands.keys",
     "robot_rl.commands.calibrate",
+    "robot_rl.commands.train_reward",
 ]
 
 

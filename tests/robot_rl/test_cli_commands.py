@@ -5,7 +5,7 @@ from robot_rl.cli import build_parser, main
 
 def test_every_subcommand_is_registered():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert {"train", "export", "deploy", "doctor", "keys", "calibrate"} <= set(sub.choices)
+    assert {"train", "export", "deploy", "doctor", "keys", "calibrate", "train-reward"} <= set(sub.choices)
 
 
 def test_calibrate_reaches_the_calibration_tool(tmp_path, capsys):

@@ -1,0 +1,1 @@
+"""Learned rewards: a binary success classifier on camera images, its dataset, training and runtime runner."""

@@ -9,6 +9,10 @@ and the fast pure-pursuit expert's best lap per track (the 1.3× bar is 1.3 × t
 on the state-only task from one slow scripted demo lap; wall and simulated time (recoveries
 included) to the first completed lap and to a lap within 1.3x of the fast expert's best
 (``lap_time_ratio`` = that lap / expert best, practice laps with the stochastic policy).
+``--session`` runs ``robot-rl train launch/sim_rc_car_state.yaml`` instead (learner and actor
+processes, one seed per ``--seeds``) and prints the report's lap figures: env steps, actor wall
+seconds and simulated seconds to the first training lap and to the first within 1.3x, the final
+deterministic evaluation's lap times and ratio, training wall time and simulated driving time.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small shared machine: no B
 import argparse
 import itertools
 import json
+import tempfile
 import time
 
 import numpy as np
@@ -135,13 +140,39 @@ def learn(seed: int, expert_best_s: float, num_critics: int = 2, utd: int = 2, m
     return out
 
 
+def session(seed: int, config: str = "launch/sim_rc_car_state.yaml") -> dict:
+    """One `robot-rl train` session; the report's lap figures."""
+    from robot_rl.session import train
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        report = train(config, run_dir=run_dir, seed=seed, quiet=True, log=lambda *_: None)
+    out = {"seed": seed, "env_steps": report["env_steps"], "training_wall_s": report["training_wall_s"],
+           "training_sim_time_s": report.get("training_sim_time_s")}
+    for name, when in (report.get("training_milestones") or {}).items():
+        for unit in ("env_steps", "wall_s", "sim_s"):
+            out[f"{name}_{unit}"] = when and when[unit]
+    task = report.get("task_metrics") or {}
+    for key in ("best_lap_time_s", "mean_lap_time_s", "lap_time_ratio", "recoveries_per_lap", "expert_best_lap_s"):
+        out[f"eval_{key}"] = task.get(key)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", choices=sorted(TRACKS))
     parser.add_argument("--learn", action="store_true", help="add the learning figures (3 seeds, minutes each)")
+    parser.add_argument("--session", action="store_true", help="the learning figures through `robot-rl train` instead")
+    parser.add_argument("--seeds", type=int, default=1, help="sessions for --session (about 10 min each on 2 cores)")
     args = parser.parse_args()
     if args.tune:
         print(json.dumps(tune(args.tune)))
+        return
+    if args.session:
+        torch.set_num_threads(1)
+        runs = [session(seed) for seed in range(args.seeds)]
+        keys = [k for k, v in runs[0].items() if k != "seed" and isinstance(v, (int, float))]
+        result = {k: float(np.median([r[k] for r in runs])) for k in keys if all(r[k] is not None for r in runs)}
+        print(json.dumps({**result, "runs": runs}))
         return
     pixels_rate, state_rate = _env_rate("pixels"), _env_rate("state")
     result = {

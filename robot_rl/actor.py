@@ -25,15 +25,29 @@ from drivers.errors import DeviceError
 from robot_rl.acting import ActingPolicy, weights_from_bytes
 from robot_rl.config import SessionConfig, load_session
 from robot_rl.envs import action_bounds, denormalize_action, is_success, make_env
-from robot_rl.rundir import RunDir
+from robot_rl.rundir import RunDir, append_jsonl
 from robot_rl.spaces import flatten_obs, obs_spec_from_space
 from robot_rl.transport.link import ActorLink
 
 
+def task_metrics(env, final_infos: list[dict]) -> dict | None:
+    """The task's own figures over episodes, or None when the env defines none.
+
+    An env contributes them with ``episode_metrics(final_infos) -> dict`` (numbers or None),
+    given the last ``info`` of consecutive episodes. Figures named ``*_step`` are env steps from the
+    first episode's start (milestones such as a first lap); the actor turns them into run env steps
+    and wall seconds, and ``*_sim_s`` figures are the matching simulated seconds.
+    """
+    episode_metrics = getattr(env.unwrapped, "episode_metrics", None)
+    if episode_metrics is None:
+        return None
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in episode_metrics(final_infos).items()}
+
+
 def evaluate_policy(env, policy_fn, episodes: int, seed: int) -> dict:
-    """Deterministic evaluation: ``policy_fn(obs_dict) -> env action``."""
+    """Deterministic evaluation: ``policy_fn(obs_dict) -> env action``; adds the env's ``task_metrics``."""
     spec = obs_spec_from_space(env.observation_space)
-    returns, successes, lengths = [], [], []
+    returns, successes, lengths, final_infos = [], [], [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         total, length, success = 0.0, 0, None
@@ -44,6 +58,7 @@ def evaluate_policy(env, policy_fn, episodes: int, seed: int) -> dict:
             success = is_success(info) if is_success(info) is not None else success
             if terminated or truncated:
                 break
+        final_infos.append(info)
         returns.append(total)
         lengths.append(length)
         if success is not None:
@@ -53,9 +68,12 @@ def evaluate_policy(env, policy_fn, episodes: int, seed: int) -> dict:
         "success_rate": float(np.mean(successes)) if successes else None,
         "mean_length": float(np.mean(lengths)),
         "episodes": episodes,
+        "task_metrics": task_metrics(env, final_infos),
     }
 
 
+TASK_EPISODE_LOG = "task_episodes.jsonl"  # RUN/logs/: the env's figures per training episode
+TASK_EVAL_LOG = "task_evals.jsonl"  # RUN/logs/: the env's figures per periodic evaluation
 LEARNER_LOST_S = 3.0  # no word from the learner for this long counts as the learner being gone
 
 
@@ -76,6 +94,8 @@ class Actor:
         self.key_name = key_name
         self.env_steps = 0
         self.stop = False
+        self.start_time = time.monotonic()  # task milestones are timed from the actor's start
+        run.logs.mkdir(parents=True, exist_ok=True)  # an actor on another machine may start from a bare run folder
 
     @property
     def session_id(self) -> str:
@@ -153,7 +173,8 @@ class Actor:
             # an actor restart begins a fresh episode in a new session: no observation is linked across the break
             raw, _ = self.env.reset(seed=self.config.seed + episode)
             obs = flatten_obs(self.spec, raw)
-            total, start, success = 0.0, True, None
+            total, start, success, info = 0.0, True, None, None
+            first_step, step_wall_s = self.env_steps, []
             while not self.stop and self.env_steps < self.max_env_steps:
                 self.poll(0)
                 while self.env_steps >= self.allowed_steps() and not self.stop:
@@ -168,11 +189,14 @@ class Actor:
                 total += float(reward)
                 start = False
                 obs = next_obs
+                step_wall_s.append(time.monotonic() - self.start_time)
                 success = is_success(info) if is_success(info) is not None else success
                 if terminated or truncated:
                     break
             episode += 1
-            self.link.control("episode", {"return": total, "success": success, "env_steps": self.env_steps})
+            metrics = self.episode_task_metrics(info, first_step, step_wall_s)
+            self.link.control("episode", {"return": total, "success": success, "env_steps": self.env_steps,
+                                          "task_metrics": metrics})
             if self.env_steps >= next_eval and self.policy.version >= 0:
                 next_eval += train.eval_every_env_steps
                 self.evaluate()
@@ -182,12 +206,28 @@ class Actor:
             self.evaluate()
             self.link.control("done", {"env_steps": self.env_steps})
 
+    def episode_task_metrics(self, final_info: dict | None, first_step: int, step_wall_s: list[float]) -> dict | None:
+        """This training episode's task figures, milestones as run env steps and wall seconds; also logged."""
+        metrics = task_metrics(self.env, [final_info]) if final_info is not None else None
+        if metrics is None:
+            return None
+        for name, value in list(metrics.items()):
+            if name.endswith("_step") and isinstance(value, int) and 0 < value <= len(step_wall_s):
+                metrics[f"{name[:-5]}_env_steps"] = first_step + value
+                metrics[f"{name[:-5]}_wall_s"] = round(step_wall_s[value - 1], 2)
+        append_jsonl(self.run.logs / TASK_EPISODE_LOG, {"env_steps": self.env_steps, "start_env_steps": first_step,
+                                                         "actor_id": self.actor_id, **metrics})
+        return metrics
+
     def evaluate(self) -> None:
         def policy_fn(obs):
             return denormalize_action(self.policy.act(obs, deterministic=True), self.low, self.high)
 
         result = evaluate_policy(self.eval_env, policy_fn, self.config.train.eval_episodes, seed=10_000_000 + self.env_steps)
         self.link.control("eval", {**result, "env_steps": self.env_steps, "policy_version": self.policy.version})
+        if result["task_metrics"] is not None:  # the learner's eval log keeps only generic figures
+            record = {"env_steps": self.env_steps, "policy_version": self.policy.version, **result["task_metrics"]}
+            append_jsonl(self.run.logs / TASK_EVAL_LOG, record)
 
 
 DEVICE_FAILURE_EXIT_CODE = 3

@@ -339,6 +339,8 @@ class Learner:
         record = {"env_steps": int(header["env_steps"]), "learner_updates": self.agent.updates,
                   "wall_s": time.monotonic() - self.start_time, "eval_return": float(header["mean_return"]),
                   "success_rate": header.get("success_rate"), "episodes": int(header["episodes"])}
+        if header.get("task_metrics"):
+            record["task"] = header["task_metrics"]
         self.last_eval = record
         append_jsonl(self.run.eval_log, record)
         self.writer.add_scalar("eval/return", record["eval_return"], record["env_steps"])

@@ -8,6 +8,35 @@ from pathlib import Path
 from robot_rl.rundir import RunDir, read_jsonl, write_json_atomic
 
 
+def training_milestones(episode_records: list[dict]) -> dict:
+    """When each task milestone (``*_step`` figure, e.g. ``first_lap_step``) first happened in training.
+
+    ``episode_records`` are the actor's per-episode task figures in order (``logs/task_episodes.jsonl``);
+    simulated seconds add up the ``sim_time_s`` of the episodes before the one that reached it.
+    """
+    names = dict.fromkeys(k[:-5] for record in episode_records for k in record if k.endswith("_step"))
+    out = {}
+    for name in names:
+        sim_before, out[name] = 0.0, None
+        for record in episode_records:
+            if record.get(f"{name}_env_steps") is not None:
+                sim_in = record.get(f"{name}_sim_s")
+                out[name] = {"env_steps": record[f"{name}_env_steps"], "wall_s": record.get(f"{name}_wall_s"),
+                             "sim_s": None if sim_in is None else round(sim_before + sim_in, 1)}
+                break
+            sim_before += float(record.get("sim_time_s") or 0.0)
+    return out
+
+
+def without_milestones(metrics: dict | None) -> dict | None:
+    """Task figures without the per-episode milestone bookkeeping (``*_step``, ``*_sim_s`` of milestones)."""
+    if metrics is None:
+        return None
+    milestones = {k[:-5] for k in metrics if k.endswith("_step")}
+    return {k: v for k, v in metrics.items()
+            if not k.endswith("_step") and not any(k.startswith(f"{m}_") for m in milestones)}
+
+
 def plot_learning_curve(evals: list[dict], out: Path, title: str) -> Path | None:
     if not evals:
         return None
@@ -35,6 +64,9 @@ def plot_learning_curve(evals: list[dict], out: Path, title: str) -> Path | None
 
 def write_report(run: RunDir, report: dict) -> dict:
     evals = read_jsonl(run.eval_log)
+    task_evals: dict[int, list[dict]] = {}  # by env steps, in order: the final evaluation may share its step count
+    for record in read_jsonl(run.logs / "task_evals.jsonl"):
+        task_evals.setdefault(record["env_steps"], []).append(record)
     curve = plot_learning_curve(evals, run.root / "learning_curve.png", report["task"])
     report = {**report, "learning_curve": curve.name if curve else None}
     write_json_atomic(run.root / "report.json", report)
@@ -57,13 +89,31 @@ def write_report(run: RunDir, report: dict) -> dict:
         ("ONNX parity max abs error", report.get("onnx_parity_max_abs_err")),
         ("ONNX file", report.get("onnx_path")),
     ]
+    task = report.get("task_metrics") or {}
+    rows += [(f"{name.replace('_', ' ')} (torch eval)", value) for name, value in task.items()]
+    if report.get("training_sim_time_s") is not None:
+        rows.append(("simulated driving time in training (s)", report["training_sim_time_s"]))
+    for name, when in (report.get("training_milestones") or {}).items():
+        label = name.replace("_", " ")
+        if when is None:
+            rows.append((f"{label}: not reached in training", None))
+        else:
+            rows += [(f"{label}: env steps", when["env_steps"]), (f"{label}: actor wall time (s)", when["wall_s"]),
+                     (f"{label}: simulated time (s)", when["sim_s"])]
     lines = [f"# Session report: {report['task']}", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {fmt(value)} |" for name, value in rows]
     if curve:
         lines += ["", f"![learning curve]({curve.name})"]
     if evals:
-        lines += ["", "| env steps | eval return | success rate |", "|---|---|---|"]
-        lines += [f"| {e['env_steps']} | {e['eval_return']:.2f} | {fmt(e.get('success_rate'))} |" for e in evals]
+        figures = (k for records in task_evals.values() for e in records for k in without_milestones(e))
+        task_keys = list(dict.fromkeys(k for k in figures if k not in ("env_steps", "policy_version")))
+        lines += ["", "| env steps | eval return | success rate |" + "".join(f" {k} |" for k in task_keys),
+                  "|---|---|---|" + "---|" * len(task_keys)]
+        for e in evals:
+            pending = task_evals.get(e["env_steps"])
+            task = pending.pop(0) if pending else {}
+            lines.append(f"| {e['env_steps']} | {e['eval_return']:.2f} | {fmt(e.get('success_rate'))} |"
+                         + "".join(f" {fmt(task.get(k))} |" for k in task_keys))
     (run.root / "report.md").write_text("\n".join(lines) + "\n")
     return report
 

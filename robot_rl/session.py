@@ -17,6 +17,7 @@ from robot_rl.acting import ActingPolicy, weights_from_bytes
 from robot_rl.actor import (
     DEVICE_FAILURE_EXIT_CODE,
     DEVICE_FAILURE_PREFIX,
+    TASK_EPISODE_LOG,
     evaluate_policy,
 )
 from robot_rl.config import ConfigError, SessionConfig, dump_session, load_session
@@ -31,8 +32,8 @@ from robot_rl.envs import (
 )
 from robot_rl.episodes import EpisodeWriter, episode_paths, read_episode, write_episode
 from robot_rl.learner import write_spec
-from robot_rl.report import write_report
-from robot_rl.rundir import RunDir
+from robot_rl.report import training_milestones, without_milestones, write_report
+from robot_rl.rundir import RunDir, read_jsonl
 from robot_rl.spaces import flatten_obs, obs_spec_from_space
 from robot_rl.transport.keys import ensure_keys
 
@@ -249,6 +250,14 @@ def finalize(run: RunDir, config: SessionConfig, stats: dict, wall_s: float, log
         "onnx_parity_max_abs_err": exported["parity_max_abs_err"], "demo_transitions": stats.get("demo_transitions", 0),
         "rejected_messages": stats.get("rejected", {}),
     }
+    # the env's own figures (lap times for the RC car): final evaluation, and training milestones from the actor's log
+    episode_records = read_jsonl(run.logs / TASK_EPISODE_LOG)
+    if torch_eval["task_metrics"] is not None:
+        report.update(task_metrics=without_milestones(torch_eval["task_metrics"]),
+                      onnx_task_metrics=without_milestones(onnx_eval["task_metrics"]))
+    if episode_records:
+        report.update(training_milestones=training_milestones(episode_records),
+                      training_sim_time_s=round(sum(float(r.get("sim_time_s") or 0.0) for r in episode_records), 1))
     return write_report(run, report)
 
 

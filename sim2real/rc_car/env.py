@@ -10,7 +10,9 @@ steps are the env's, not the policy's, and are counted in ``info``. The env neve
 info keys: ``laps``, ``lap_time_s`` (only on the step that completes a lap), ``best_lap_time_s``,
 ``checkpoint_index``, ``recovery`` ("crash" / "stuck" / ""), ``recovery_steps`` (this step),
 ``recoveries`` (this episode), ``sim_time_s`` (this episode, recovery included), ``applied_action``,
-``is_success`` (at least one lap this episode).
+``is_success`` (at least one lap this episode), ``lap_times_s`` / ``lap_steps`` / ``lap_end_sim_s``
+(this episode's laps: time, step count and episode sim time at the lap's end), ``episode_steps``.
+``episode_metrics(final_infos)`` turns the last info of episodes into the report's lap figures.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from sim2real.rc_car.recovery import CrashStuckDetector, RecoveryConfig, recover
 from sim2real.rc_car.track import DEFAULT_TRACK, get_track
 
 LOOKAHEAD_M = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)  # centre-line points in the car frame (state mode)
+LAP_TIME_BAR = 1.3  # the learning target: a lap within 1.3x of the fast scripted expert's best
 _CHECKPOINT_CACHE: dict[tuple, np.ndarray] = {}
+_REFERENCE_LAP_CACHE: dict[tuple, float] = {}
 
 
 def demo_checkpoints(track_name: str, spacing_m: float, car: CarParams) -> np.ndarray:
@@ -100,6 +104,7 @@ class RCCarRaceEnv(gym.Env):
         self.prev_action = np.zeros(2, np.float32)
         self.steps, self.laps, self.recoveries = 0, 0, 0
         self.next_checkpoint, self.best_lap_time_s, self.lap_start_s = 0, None, 0.0
+        self.lap_times_s, self.lap_steps, self.lap_end_sim_s = [], [], []
         self.detector.reset()
 
     def reset(self, *, seed=None, options=None):
@@ -160,6 +165,9 @@ class RCCarRaceEnv(gym.Env):
                     lap_time = f.sim_time_s - self.lap_start_s
                     self.laps += 1
                     self.best_lap_time_s = min(self.best_lap_time_s or np.inf, lap_time)
+                    self.lap_times_s.append(float(lap_time))
+                    self.lap_steps.append(self.steps + 1)  # `step` counts this step after driving it
+                    self.lap_end_sim_s.append(float(f.sim_time_s))
                 self.lap_start_s = f.sim_time_s
                 break
         return float(reward), float(progress_m), lap_time
@@ -196,7 +204,53 @@ class RCCarRaceEnv(gym.Env):
             "sim_time_s": self.fleet.sim_time_s,
             "applied_action": self.prev_action.copy() if applied_action is None else applied_action,
             "is_success": self.laps >= 1,
+            "lap_times_s": list(self.lap_times_s),
+            "lap_steps": list(self.lap_steps),
+            "lap_end_sim_s": list(self.lap_end_sim_s),
+            "episode_steps": self.steps,
         }
+
+    def reference_lap_time_s(self) -> float:
+        """Best lap of the fast scripted expert on this track and car (cached; the 1.3x bar's base)."""
+        key = (self.track.name, self.car_params, tuple(map(tuple, self.checkpoints_m)), self.checkpoint_radius_m)
+        if key not in _REFERENCE_LAP_CACHE:
+            from sim2real.rc_car.expert import RCCarExpert
+
+            env = RCCarRaceEnv(self.track.name, "state", max_episode_steps=400, checkpoints=self.checkpoints_m,
+                               checkpoint_radius_m=self.checkpoint_radius_m, car=self.car_params.__dict__)
+            expert = RCCarExpert(env, "fast")
+            obs, _ = env.reset(seed=0)
+            for _ in range(env.max_episode_steps):
+                obs, _, _, _, info = env.step(expert.act(obs))
+            _REFERENCE_LAP_CACHE[key] = float(min(info["lap_times_s"]))
+        return _REFERENCE_LAP_CACHE[key]
+
+    def episode_metrics(self, final_infos: list[dict]) -> dict:
+        """Lap figures over consecutive episodes, from each one's last ``info``.
+
+        ``*_step`` figures count env steps from the first of these episodes' start, ``*_sim_s``
+        simulated seconds (recovery manoeuvres included).
+        """
+        reference_s = self.reference_lap_time_s()
+        laps = [t for info in final_infos for t in info["lap_times_s"]]
+        recoveries = sum(int(info["recoveries"]) for info in final_infos)
+        out = {"laps": len(laps), "best_lap_time_s": min(laps) if laps else None,
+               "mean_lap_time_s": float(np.mean(laps)) if laps else None, "recoveries": recoveries,
+               "recoveries_per_lap": recoveries / len(laps) if laps else None,
+               "expert_best_lap_s": reference_s, "lap_time_bar": LAP_TIME_BAR,
+               "lap_time_ratio": min(laps) / reference_s if laps else None,
+               "sim_time_s": float(sum(info["sim_time_s"] for info in final_infos)),
+               "first_lap_step": None, "first_lap_sim_s": None,
+               "lap_within_bar_step": None, "lap_within_bar_sim_s": None}
+        steps_before, sim_before = 0, 0.0
+        for info in final_infos:
+            for lap_s, step, end_s in zip(info["lap_times_s"], info["lap_steps"], info["lap_end_sim_s"]):
+                for name, reached in (("first_lap", True), ("lap_within_bar", lap_s <= LAP_TIME_BAR * reference_s)):
+                    if reached and out[f"{name}_step"] is None:
+                        out[f"{name}_step"], out[f"{name}_sim_s"] = steps_before + step, sim_before + end_s
+            steps_before += int(info["episode_steps"])
+            sim_before += float(info["sim_time_s"])
+        return out
 
     def render(self):
         f = self.fleet

@@ -137,11 +137,12 @@ def test_end_to_end_sim_session_moves_the_arm_as_the_policy_commands(probe, poli
         images = probe.listen(Image, "/camera/image_raw", SENSOR_QOS)
         commands = probe.listen(TwistStamped, "/target_twist", COMMAND_QOS)
         assert probe.spin_until(lambda: len(poses) > 5 and len(images) > 2, 30.0, nodes), arm.log() + camera.log()
-        start = poses[-1].pose.position
-        x0, y0, z0 = start.x, start.y, start.z
         actor = NodeProcess("actor_node", actor_params(policy_path), tmp_path)
         nodes.append(actor)
         assert probe.spin_until(lambda: any(c.twist.linear.x > 0 for c in commands), 20.0, nodes), actor.log()
+        # measure from here: the arm may already have moved while the probe waited to see the first command
+        start = poses[-1].pose.position
+        x0, y0, z0 = start.x, start.y, start.z
         t_acting = time.monotonic()
         probe.spin_for(2.0)
         moved_s = time.monotonic() - t_acting

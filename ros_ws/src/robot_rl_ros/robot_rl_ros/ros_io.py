@@ -73,6 +73,28 @@ def subscribe_estop(node: Node, on_change) -> None:
     node.create_subscription(Bool, ESTOP_TOPIC, lambda msg: on_change(bool(msg.data)), ESTOP_QOS)
 
 
+def spin_counting_take_failures(node: Node) -> None:
+    """rclpy.spin, except that a message rclpy fails to take is counted and dropped instead of ending the node.
+
+    rclpy 7.1.6 occasionally raises "Unable to convert call argument" from take_message under load;
+    one unreadable message must not take a robot's node down.
+    """
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(node)
+    failures = 0
+    try:
+        while rclpy.ok():
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except RuntimeError as err:
+                if "Unable to convert call argument" not in str(err):
+                    raise
+                failures += 1
+                node.get_logger().warning(f"dropped a message rclpy could not take ({failures} so far): {err}")
+    finally:
+        executor.remove_node(node)
+
+
 def main_for(node_cls) -> None:
     """Entry point: init, spin until Ctrl-C or SIGTERM, and always release the device."""
     use_large_data_transport()
@@ -80,7 +102,7 @@ def main_for(node_cls) -> None:
     node = None
     try:
         node = node_cls()
-        rclpy.spin(node)
+        spin_counting_take_failures(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -17,6 +18,8 @@ EXPERTS = {
 
 
 def make_env(config: SessionConfig, **overrides) -> gym.Env:
+    # headless rendering by default (read by MuJoCo when first imported, which happens below)
+    os.environ.setdefault("MUJOCO_GL", "egl")
     importlib.import_module("sim2real")  # registers the robot_rl/* sim tasks
     importlib.import_module("robot_rl.hardware_envs")  # registers robot_rl/FrankySimReach-v0, robot_rl/FrankyReach-v0
     kwargs = {**config.env_kwargs, **overrides}

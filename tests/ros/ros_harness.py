@@ -73,6 +73,13 @@ class NodeProcess:
         return self.proc.returncode
 
 
+def assert_running(nodes) -> None:
+    """Fail with the node's log as soon as one of `nodes` has exited."""
+    for node in nodes:
+        if node.proc.poll() is not None:
+            raise AssertionError(f"{node.log_path.name} exited:\n{node.log()[-3000:]}")
+
+
 class Probe:
     """A node in the test process that records what it hears and publishes what a test sends."""
 
@@ -98,9 +105,7 @@ class Probe:
         while time.monotonic() < end:
             if condition():
                 return True
-            for node in nodes:
-                if node.proc.poll() is not None:
-                    raise AssertionError(f"{node.log_path.name} exited:\n{node.log()[-3000:]}")
+            assert_running(nodes)
             self.rclpy.spin_once(self.node, timeout_sec=0.01)
         return condition()
 

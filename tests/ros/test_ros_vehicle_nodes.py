@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from ros_harness import NodeProcess, Probe, diagnostic_values, isolate_domain, require_rclpy
+from ros_harness import NodeProcess, Probe, assert_running, diagnostic_values, isolate_domain, require_rclpy
 
 require_rclpy()
 isolate_domain()
@@ -58,9 +58,7 @@ def stream_until(probe, publisher, make_msg, condition, timeout_s: float, nodes,
     while time.monotonic() < end:
         if condition():
             return True
-        for node in nodes:
-            if node.proc.poll() is not None:
-                raise AssertionError(f"{node.log_path.name} exited:\n{node.log()[-3000:]}")
+        assert_running(nodes)
         publisher.publish(make_msg())
         probe.spin_for(1.0 / rate_hz)
     return condition()

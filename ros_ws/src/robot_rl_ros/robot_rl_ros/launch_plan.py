@@ -68,3 +68,36 @@ def plan_from_session(session_path: str | Path, run_dir: str | Path | None = Non
         raise ValueError(f"session env '{config.env}' has no ROS robot; pass robot:=<name of a launch/ros/*.yaml file>.")
     policy = Path(run_dir) / "exports" / "policy.onnx" if run_dir else ""
     return plan(robot, str(policy), config.control_hz)
+
+
+def launch_description(robot: str):
+    """The `ros2 launch` description for `robot`: arguments policy/session/run_dir, nodes from `plan`.
+
+    `launch` and `launch_ros` are imported here so the planning above stays importable without them.
+    """
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    from robot_rl_ros.ros_io import FASTDDS_PROFILE
+
+    def nodes(context):
+        session = LaunchConfiguration("session").perform(context)
+        policy = LaunchConfiguration("policy").perform(context)
+        run_dir = LaunchConfiguration("run_dir").perform(context)
+        planned = plan_from_session(session, run_dir or None, robot) if session else plan(robot, policy)
+        return [
+            Node(package="robot_rl_ros", executable=n.executable, name=n.name, namespace=n.namespace,
+                 parameters=[n.parameters], output="screen")
+            for n in planned
+            if n.name != "actor" or n.parameters.get("policy_path")
+        ]
+
+    return LaunchDescription([
+        DeclareLaunchArgument("policy", default_value="", description="exported ONNX policy for the actor"),
+        DeclareLaunchArgument("session", default_value="", description="session YAML (rate and robot from it)"),
+        DeclareLaunchArgument("run_dir", default_value="", description="run directory holding exports/policy.onnx"),
+        SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", str(FASTDDS_PROFILE)),
+        OpaqueFunction(function=nodes),
+    ])

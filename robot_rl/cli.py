@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "robot_rl.commands.keys",
     "robot_rl.commands.calibrate",
     "robot_rl.commands.train_reward",
+    "robot_rl.commands.serve",
 ]
 
 

@@ -6,7 +6,8 @@ from setuptools import find_packages, setup
 package_name = "robot_rl_ros"
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAUNCH_DIR = os.path.relpath(os.path.join(HERE, "..", "..", "..", "launch"))  # the repository's launch/ folder
-NODES = ["camera_node", "arm_node", "teleop_node", "actor_node", "deploy_node", "quadrotor_node", "rc_car_node", "reward_node"]
+NODES = ["camera_node", "arm_node", "teleop_node", "actor_node", "deploy_node", "quadrotor_node", "rc_car_node", "reward_node",
+         "policy_server_node"]
 
 setup(
     name=package_name,

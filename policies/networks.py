@@ -129,9 +129,13 @@ class ObsEncoder(nn.Module):
 class TanhGaussianActor(nn.Module):
     """pi(a|s) = tanh(N(mu(s), sigma(s))), actions in [-1, 1]^A."""
 
-    def __init__(self, feature_dim: int, action_dim: int, hidden: list[int], layer_norm: bool):
+    def __init__(self, feature_dim: int, action_dim: int, hidden: list[int], layer_norm: bool, zero_init_mean: bool = False):
         super().__init__()
         self.trunk = mlp(feature_dim, hidden, 2 * action_dim, layer_norm)
+        if zero_init_mean:  # residual RL: the deterministic action starts at exactly tanh(0) = 0
+            with torch.no_grad():
+                self.trunk[-1].weight[:action_dim].zero_()
+                self.trunk[-1].bias[:action_dim].zero_()
 
     def distribution_params(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.trunk(features).chunk(2, dim=-1)

@@ -6,7 +6,8 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from policies.networks import DeterministicPolicy, ObsEncoder, TanhGaussianActor
+from policies.networks import DeterministicPolicy, ObsEncoder
+from policies.residual import build_actor
 from robot_rl.config import LearnerConfig
 from robot_rl.spaces import ObsSpec
 
@@ -24,7 +25,7 @@ class ActingPolicy:
         self.spec = spec
         self.encoder = ObsEncoder(spec.state_dim, spec.image_shapes, config.image_encoder_channels, config.image_latent_dim,
                                    config.image_encoder_strides)
-        self.actor = TanhGaussianActor(self.encoder.output_dim, action_dim, config.hidden_dims, config.layer_norm)
+        self.actor = build_actor(self.encoder.output_dim, action_dim, config, spec.state_dim)  # plain, or residual on a base
         self.deploy = DeterministicPolicy(self.encoder, self.actor, action_low, action_high).eval()
         self.version = -1
 

@@ -24,7 +24,7 @@ import zmq
 from drivers.errors import DeviceError
 from robot_rl.acting import ActingPolicy, weights_from_bytes
 from robot_rl.config import SessionConfig, load_session
-from robot_rl.envs import action_bounds, denormalize_action, is_success, make_env
+from robot_rl.envs import action_bounds, denormalize_action, is_success, make_env, normalize_action
 from robot_rl.rundir import RunDir, append_jsonl
 from robot_rl.spaces import flatten_obs, obs_spec_from_space
 from robot_rl.transport.link import ActorLink
@@ -74,13 +74,14 @@ def evaluate_policy(env, policy_fn, episodes: int, seed: int) -> dict:
 
 TASK_EPISODE_LOG = "task_episodes.jsonl"  # RUN/logs/: the env's figures per training episode
 TASK_EVAL_LOG = "task_evals.jsonl"  # RUN/logs/: the env's figures per periodic evaluation
+INTERVENTION_LOG = "interventions.jsonl"  # RUN/logs/: takeovers and intervened steps per training episode
 LEARNER_LOST_S = 3.0  # no word from the learner for this long counts as the learner being gone
 
 
 class Actor:
     def __init__(self, run: RunDir, config: SessionConfig, actor_id: str = "actor0", max_env_steps: int | None = None,
                  endpoint: str | None = None, keep_acked_spool: bool = False, on_learner_lost: str = "continue",
-                 key_name: str = "actor"):
+                 key_name: str = "actor", device=None):
         self.run, self.config, self.actor_id = run, config, actor_id
         torch.set_num_threads(config.train.actor_torch_threads)
         self.env = make_env(config)
@@ -96,6 +97,28 @@ class Actor:
         self.stop = False
         self.start_time = time.monotonic()  # task milestones are timed from the actor's start
         run.logs.mkdir(parents=True, exist_ok=True)  # an actor on another machine may start from a bare run folder
+        self.arbiter, self.device = None, None
+        if config.intervention is not None:
+            self._setup_intervention(device)
+
+    def _setup_intervention(self, device) -> None:
+        """The human (or the simulated one) who may take over; training steps only, evaluations run without."""
+        from drivers.arms.base import now_ns
+        from robot_rl.intervention import InterventionArbiter, make_intervention_device, make_teleop_adapter
+
+        cfg = self.config.intervention
+        self.scripted = cfg.device == "scripted" and device is None
+        self.sim_time_ns = 0
+        # the simulated human lives in simulated time; a person's device in wall time
+        self.clock_ns = (lambda: self.sim_time_ns) if self.scripted else now_ns
+        self.device = device if device is not None else make_intervention_device(cfg, self.env, self.clock_ns)
+        if self.scripted:
+            from sim2real.pick_cube.intervener import TAKEOVER_BUTTON
+
+            # it holds its button while it drives and decides the hand-back itself: no hold time
+            cfg = cfg.model_copy(update={"takeover_button": TAKEOVER_BUTTON, "hold_s": 0.0})
+        self.arbiter = InterventionArbiter(cfg, make_teleop_adapter(self.env))
+        self.control_period_ns = int(1e9 * getattr(self.env.unwrapped, "control_period_s", 0.1))
 
     @property
     def session_id(self) -> str:
@@ -149,6 +172,8 @@ class Actor:
 
     def allowed_steps(self) -> float:
         cfg = self.config.learner
+        if self.config.intervention is not None and self.config.intervention.mode == "hg-dagger":
+            return float("inf")  # hg-dagger collects BC labels; the learner runs no RL updates to wait for
         return cfg.warmup_steps + self.learner_updates / cfg.utd + self.config.train.max_actor_lead_steps
 
     def choose_action(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -156,14 +181,30 @@ class Actor:
             return self.rng.uniform(-1.0, 1.0, size=len(self.low)).astype(np.float32)
         return self.policy.act(obs, deterministic=False)
 
-    def send_transition(self, obs, action, reward, terminated, truncated, next_obs, episode_start) -> None:
+    def arbitrate(self, policy_action: np.ndarray):
+        """(executed normalized action, record fields) for one step: the arbiter picks the policy or the device."""
+        env_action = denormalize_action(policy_action, self.low, self.high)
+        if self.scripted:
+            self.device.observe(env_action)  # the simulated human compares it with the expert's plan
+        step = self.arbiter.step(env_action, self.device.read(), self.clock_ns())
+        self.sim_time_ns += self.control_period_ns
+        executed = normalize_action(step.executed_action, self.low, self.high).astype(np.float32)
+        fields = {"intervened": step.intervened, "device": step.device, "takeover": step.takeover,
+                  "safe_hold": step.safe_state_required}
+        return executed, fields
+
+    def send_transition(self, obs, action, reward, terminated, truncated, next_obs, episode_start,
+                        policy_action=None, intervention: dict | None = None) -> None:
         arrays = {"action": np.asarray(action, np.float32)}
+        if policy_action is not None:
+            arrays["policy_action"] = np.asarray(policy_action, np.float32)
         for key, value in obs.items():
             if episode_start:  # mid-episode, obs is the previous transition's next_obs: not sent or spooled twice
                 arrays[f"obs/{key}"] = value
             arrays[f"next_obs/{key}"] = next_obs[key]
         self.link.submit({"policy_version": self.policy.version, "reward": float(reward), "terminated": bool(terminated),
-                          "truncated": bool(truncated), "episode_start": bool(episode_start)}, arrays)
+                          "truncated": bool(truncated), "episode_start": bool(episode_start), **(intervention or {})},
+                         arrays)
 
     def run_episodes(self) -> None:
         train = self.config.train
@@ -175,6 +216,9 @@ class Actor:
             obs = flatten_obs(self.spec, raw)
             total, start, success, info = 0.0, True, None, None
             first_step, step_wall_s = self.env_steps, []
+            takeovers = intervened_steps = safe_hold_steps = 0
+            if self.arbiter is not None:
+                self.arbiter.reset()
             while not self.stop and self.env_steps < self.max_env_steps:
                 self.poll(0)
                 while self.env_steps >= self.allowed_steps() and not self.stop:
@@ -182,9 +226,15 @@ class Actor:
                 if self.on_learner_lost == "safe_state" and self.learner_lost():
                     self.hold_safe_state()
                 action = self.choose_action(obs)
+                policy_action, fields = None, None
+                if self.arbiter is not None:
+                    policy_action, (action, fields) = action, self.arbitrate(action)
+                    takeovers += fields["takeover"]
+                    intervened_steps += fields["intervened"]
+                    safe_hold_steps += fields["safe_hold"]
                 raw, reward, terminated, truncated, info = self.env.step(denormalize_action(action, self.low, self.high))
                 next_obs = flatten_obs(self.spec, raw)
-                self.send_transition(obs, action, reward, terminated, truncated, next_obs, start)
+                self.send_transition(obs, action, reward, terminated, truncated, next_obs, start, policy_action, fields)
                 self.env_steps += 1
                 total += float(reward)
                 start = False
@@ -195,8 +245,14 @@ class Actor:
                     break
             episode += 1
             metrics = self.episode_task_metrics(info, first_step, step_wall_s)
+            interventions = None
+            if self.arbiter is not None:
+                interventions = {"takeovers": takeovers, "intervened_steps": intervened_steps,
+                                 "safe_hold_steps": safe_hold_steps, "length": self.env_steps - first_step}
+                append_jsonl(self.run.logs / INTERVENTION_LOG, {"env_steps": self.env_steps, "actor_id": self.actor_id,
+                                                                "success": success, **interventions})
             self.link.control("episode", {"return": total, "success": success, "env_steps": self.env_steps,
-                                          "task_metrics": metrics})
+                                          "task_metrics": metrics, "interventions": interventions})
             if self.env_steps >= next_eval and self.policy.version >= 0:
                 next_eval += train.eval_every_env_steps
                 self.evaluate()
@@ -255,6 +311,8 @@ def main(argv=None) -> None:
     signal.signal(signal.SIGINT, stop)
     context = zmq.Context()
     try:
+        if actor.device is not None:
+            actor.device.connect()  # a missing device ends here, in one sentence (DeviceError)
         actor.connect(context)
         actor.run_episodes()
     except DeviceError as err:
@@ -266,6 +324,8 @@ def main(argv=None) -> None:
         print(f"{DEVICE_FAILURE_PREFIX}{err}", file=sys.stderr, flush=True)
         sys.exit(DEVICE_FAILURE_EXIT_CODE)
     finally:
+        if actor.device is not None:
+            actor.device.close()
         if hasattr(actor, "link"):
             actor.link.close()
         context.term()

@@ -18,6 +18,9 @@ COMMAND_MODULES = [
     "robot_rl.commands.calibrate",
     "robot_rl.commands.train_reward",
     "robot_rl.commands.serve",
+    "robot_rl.commands.train_bc",
+    "robot_rl.commands.record_demos",
+    "robot_rl.commands.record_rewards",
 ]
 
 

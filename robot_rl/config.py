@@ -12,6 +12,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from robot_rl.intervention import InterventionSessionConfig
+from robot_rl.reward.config import RewardConfig
+from robot_rl.residual import ResidualConfig
+
 
 class ConfigError(ValueError):
     """A session file that cannot be used; the message names the file and the field."""
@@ -48,6 +52,10 @@ class LearnerConfig(_Strict):
     replay_capacity: int = Field(default=200_000, ge=1)
     weight_publish_every: int = Field(default=50, ge=1, description="learner updates between weight publications")
     torch_threads: int = Field(default=1, ge=1, description="learner torch threads (small machines: never spin on all cores)")
+    zero_init_actor_mean: bool = Field(default=False, description="actor mean output layer starts at 0 (residual RL)")
+    # set from the session's `residual:` section (SessionConfig fills them in): executed = clip(base + alpha_t*tanh(r))
+    residual_alpha: float = Field(default=0.0, ge=0.0, description="0: plain SAC; else the residual scale (from residual.alpha)")
+    residual_ramp_steps: int = Field(default=0, ge=0, description="env steps of the alpha_t ramp (from residual.ramp_steps)")
 
     @model_validator(mode="after")
     def _check(self) -> "LearnerConfig":
@@ -91,6 +99,26 @@ class SessionConfig(_Strict):
     learner: LearnerConfig = Field(default_factory=LearnerConfig)
     demos: DemoConfig = Field(default_factory=DemoConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    intervention: InterventionSessionConfig | None = Field(default=None, description="human-in-the-loop; None: off")
+    reward: RewardConfig | None = Field(default=None, description="reward source (robot_rl.reward.config); None: the task's")
+    residual: ResidualConfig | None = Field(default=None, description="residual RL on a base policy (robot_rl.residual)")
+
+    @model_validator(mode="after")
+    def _residual_into_learner(self) -> "SessionConfig":
+        # the learner and actors build their networks from `learner` alone: the residual section is copied there
+        if self.residual is not None:
+            self.learner.residual_alpha = self.residual.alpha
+            self.learner.residual_ramp_steps = self.residual.ramp_steps
+            self.learner.zero_init_actor_mean = True
+        elif self.learner.residual_alpha:
+            raise ValueError("learner.residual_alpha is set by the residual: section; add one (base, alpha) instead")
+        if self.learner.warmup_steps + self.train.max_actor_lead_steps < self.learner.batch_size:
+            # the learner waits for a full batch, the actor for the learner's updates: both would wait forever
+            raise ValueError(f"learner.warmup_steps ({self.learner.warmup_steps}) + train.max_actor_lead_steps "
+                             f"({self.train.max_actor_lead_steps}) must reach learner.batch_size "
+                             f"({self.learner.batch_size}) so the first batch can be collected (a residual session "
+                             "uses warmup_steps 0: raise max_actor_lead_steps)")
+        return self
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

@@ -24,11 +24,20 @@ def make_env(config: SessionConfig, **overrides) -> gym.Env:
     importlib.import_module("robot_rl.hardware_envs")  # registers robot_rl/FrankySimReach-v0, robot_rl/FrankyReach-v0
     kwargs = {**config.env_kwargs, **overrides}
     try:
-        return gym.make(config.env, **kwargs)
+        env = gym.make(config.env, **kwargs)
     except gym.error.Error as err:
         raise ConfigError(f"env '{config.env}' cannot be made: {err}") from None
     except TypeError as err:
         raise ConfigError(f"env_kwargs {sorted(kwargs)} do not fit '{config.env}': {err}") from None
+    if config.reward is not None and config.reward.source == "classifier":
+        from robot_rl.reward.session import wrap_env  # reward and termination from the image classifier
+
+        env = wrap_env(env, config.reward)
+    if config.residual is not None:
+        from policies.residual import wrap_residual  # the base policy's action joins the observation
+
+        env = wrap_residual(env, config.residual)
+    return env
 
 
 def action_bounds(env: gym.Env) -> tuple[np.ndarray, np.ndarray]:

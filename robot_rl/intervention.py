@@ -43,6 +43,55 @@ class InterventionConfig(BaseModel):
     rlif_penalty: float = Field(default=-1.0, description="reward of the policy action the human overrode (RLIF: -1)")
 
 
+class ScriptedIntervenerSettings(BaseModel):
+    """The simulated human (`sim2real.pick_cube.intervener.IntervenerConfig`), as a session file sets it."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    deviation_threshold: float = Field(default=0.5, gt=0.0, description="policy vs expert ee delta, normalized units")
+    patience_steps: int = Field(default=2, ge=0, description="steps of drift before the human notices")
+    reaction_delay_steps: int = Field(default=2, ge=0, description="steps from noticing to taking over (0.2 s at 10 Hz)")
+    agree_steps: int = Field(default=3, ge=0, description="steps the policy must agree before the human hands back")
+    max_takeover_steps: int = Field(default=20, ge=0)
+    episode_budget_steps: int = Field(default=30, ge=0, description="intervention steps per episode at most")
+    session_budget_steps: int | None = Field(default=None, ge=0, description="intervention steps per session at most")
+
+
+class InterventionSessionConfig(InterventionConfig):
+    """The session file's `intervention:` section: routing mode, arbiter settings, and which device intervenes."""
+
+    device: Literal["scripted", "spacemouse", "gamepad", "keyboard"] = Field(
+        default="scripted", description="'scripted': the simulated human of a sim task; else a drivers/teleop device")
+    device_path: str | None = Field(default=None, description="gamepad/keyboard event file (default: autodetect)")
+    scripted: ScriptedIntervenerSettings = Field(default_factory=ScriptedIntervenerSettings)
+
+
+def make_intervention_device(config: InterventionSessionConfig, env, clock_ns=None):
+    """The configured device, not yet connected; the scripted human needs the (pick-cube) env it watches."""
+    if config.device == "scripted":
+        from sim2real.pick_cube.intervener import IntervenerConfig, ScriptedIntervener
+
+        if not hasattr(env.unwrapped, "max_step_m"):
+            raise ValueError(f"intervention.device 'scripted' has a simulated human for pick-cube only, not for "
+                             f"{env.spec.id if env.spec else env}; choose spacemouse, gamepad or keyboard.")
+        kwargs = {"clock_ns": clock_ns} if clock_ns is not None else {}
+        return ScriptedIntervener(env, IntervenerConfig(**config.scripted.model_dump()), **kwargs)
+    from drivers.teleop import Gamepad, Keyboard, SpaceMouse
+
+    if config.device == "spacemouse":
+        return SpaceMouse(config.device_path)
+    return (Gamepad if config.device == "gamepad" else Keyboard)(config.device_path)
+
+
+def make_teleop_adapter(env) -> "PickCubeTeleopAdapter":
+    """Twist -> env action for an env that moves an end effector by `max_step_m` per `control_period_s`."""
+    unwrapped = env.unwrapped
+    if not (hasattr(unwrapped, "max_step_m") and hasattr(unwrapped, "control_period_s")):
+        raise ValueError(f"{env.spec.id if env.spec else env} does not move an end effector by teleop twists "
+                         "(no max_step_m/control_period_s); remove the intervention section for this task.")
+    return PickCubeTeleopAdapter.for_env(env)
+
+
 class PickCubeTeleopAdapter:
     """Teleop twist -> pick-cube action: ee delta = v * dt / max_step_m, gripper +1 close / -1 open / 0 keep."""
 

@@ -26,12 +26,14 @@ from zmq.utils.monitor import recv_monitor_message
 from robot_rl.acting import weights_to_bytes
 from robot_rl.config import SessionConfig, load_session
 from robot_rl.envs import action_bounds, make_env
-from robot_rl.episodes import load_episodes_into
+from robot_rl.episodes import EpisodeWriter, episode_paths, load_episodes_into, write_episode
+from robot_rl.intervention import BC, DEMO, ONLINE, ArbiterStep, InterventionTransition, route_transition
 from robot_rl.replay import ReplayBuffer, ReplayStore, sample_mixed
 from robot_rl.rundir import RunDir, append_jsonl, write_json_atomic
 from robot_rl.sac import SACAgent, batch_to_torch
 from robot_rl.spaces import ObsSpec, obs_spec_from_space
 from robot_rl.transport.keys import ZapAuthenticator, ensure_keys, make_curve_server
+from robot_rl.transport.records import INTERVENTION_FIELDS
 from robot_rl.transport.wire import WireError, decode, encode
 
 CHECKPOINT_KEEP = 3
@@ -103,7 +105,17 @@ class Learner:
         self.demo_transitions = load_episodes_into(self.demos, run.demos, self.spec)
         load_start = time.perf_counter()
         self.store = ReplayStore(run.replay / "online", self.spec, len(low))
-        self.last_next = self.store.load_into(self.online)  # actor session -> its last next_obs (open episodes)
+        self.intervention = config.intervention
+        self.bc_dir = run.root / "bc"  # hg-dagger: intervention segments as episode files for `train-bc --source bc`
+        self.bc_open: dict[str, EpisodeWriter] = {}
+        self.bc_episodes = len(episode_paths(self.bc_dir))
+        self.intervention_counts = {"intervened_steps": 0, "takeovers": 0, "safe_hold_steps": 0, "demo_added": 0,
+                                    "bc_steps": 0}
+        self.recent_intervened: deque = deque(maxlen=1000)
+        if self.intervention is None:
+            self.last_next = self.store.load_into(self.online)  # actor session -> its last next_obs (open episodes)
+        else:  # the stored raw steps go through the routing again: rlif rewards and demo copies are derived
+            self.last_next = self._reload_routed()
         self.replay_load_s = time.perf_counter() - load_start
 
         self.policy_version = 0
@@ -289,9 +301,16 @@ class Learner:
             self.rejected["non_finite"] += 1
             return
         policy_version = int(header["policy_version"])
-        self.store.append({**header, "policy_version": policy_version}, obs, action, next_obs)
-        self.online.add(obs, action, reward, header["terminated"], header["truncated"], next_obs,
-                        episode_start=header["episode_start"], stream=session)
+        policy_action = arrays.get("policy_action")
+        for key, default in INTERVENTION_FIELDS.items():  # absent: a session without interventions
+            if key in header and not (type(header[key]) is type(default) and len(str(header[key])) <= 64):
+                raise ValueError(key)
+        self.store.append({**header, "policy_version": policy_version}, obs, action, next_obs, policy_action)
+        if self.intervention is None:
+            self.online.add(obs, action, reward, header["terminated"], header["truncated"], next_obs,
+                            episode_start=header["episode_start"], stream=session)
+        else:
+            self._route({**header, "policy_version": policy_version}, obs, action, policy_action, next_obs)
         if header["terminated"] or header["truncated"]:
             self.last_next.pop(session, None)
         else:
@@ -311,6 +330,10 @@ class Learner:
         expected = {"state": ((self.spec.state_dim,), np.float32),
                     **{k: (tuple(s), np.uint8) for k, s in self.spec.image_shapes.items()}}
         has_obs = "obs/state" in arrays
+        policy_action = arrays.get("policy_action")  # human-in-the-loop sessions send it next to the executed one
+        if policy_action is not None and (policy_action.shape != (self.action_dim,) or policy_action.dtype != np.float32
+                                          or not np.all(np.isfinite(policy_action))):
+            raise ValueError("policy_action")
         obs, next_obs = ({} if has_obs else None), {}
         for key, (shape, dtype) in expected.items():
             for prefix, target in (("obs", obs), ("next_obs", next_obs)):
@@ -320,9 +343,80 @@ class Learner:
                 if array.shape != shape or array.dtype != dtype:
                     raise ValueError(f"{prefix}/{key}")
                 target[key] = array
-        if len(arrays) != (2 if has_obs else 1) * len(expected) + 1:
+        if len(arrays) != (2 if has_obs else 1) * len(expected) + 1 + (policy_action is not None):
             raise ValueError("extra arrays")
         return obs, next_obs
+
+    # ----- human-in-the-loop routing ---------------------------------------------------------
+    def _route(self, header: dict, obs: dict, action: np.ndarray, policy_action: np.ndarray | None, next_obs: dict,
+               write_bc: bool = True) -> None:
+        """One stored step into the online / demo buffers and the BC episode store, per the session's mode."""
+        fields = {k: header.get(k, default) for k, default in INTERVENTION_FIELDS.items()}
+        session, intervened = str(header["actor_session"]), bool(fields["intervened"])
+        transition = InterventionTransition(
+            obs, action if policy_action is None else policy_action, action, float(header["reward"]),
+            bool(header["terminated"]), bool(header["truncated"]), next_obs, intervened, str(fields["device"]),
+            int(header["policy_version"]), bool(header["episode_start"]))
+        counts = self.intervention_counts
+        counts["intervened_steps"] += intervened
+        counts["takeovers"] += bool(fields["takeover"])
+        counts["safe_hold_steps"] += bool(fields["safe_hold"])
+        self.recent_intervened.append(intervened)
+        if fields["safe_hold"]:  # a silent device held the robot still: that teaches nothing, it is online data only
+            routed = [(ONLINE, transition)]
+        else:
+            step = ArbiterStep(action, intervened, transition.device, takeover=bool(fields["takeover"]))
+            routed = route_transition(self.intervention.mode, transition, step, self.intervention.rlif_penalty)
+        if session in self.bc_open and (not intervened or transition.episode_start or fields["takeover"]):
+            self._flush_bc(session)
+        for store, t in routed:
+            if store == ONLINE:
+                self.online.add(t.obs, t.action, t.reward, t.terminated, t.truncated, t.next_obs,
+                                episode_start=t.episode_start, stream=session)
+            elif store == DEMO:
+                self.demos.add(t.obs, t.action, t.reward, t.terminated, t.truncated, t.next_obs,
+                               episode_start=t.episode_start, stream=session)
+                counts["demo_added"] += 1
+            elif store == BC and write_bc:
+                writer = self.bc_open.get(session)
+                if writer is None:
+                    writer = self.bc_open[session] = EpisodeWriter()
+                    writer.start(t.obs)
+                writer.step(t.action, t.reward, t.terminated, t.truncated, t.next_obs)
+                counts["bc_steps"] += 1
+        if session in self.bc_open and (transition.terminated or transition.truncated):
+            self._flush_bc(session)
+
+    def _flush_bc(self, session: str) -> None:
+        """A finished intervention segment becomes one episode file in RUN/bc/ (written atomically)."""
+        writer = self.bc_open.pop(session, None)
+        if writer is not None and writer.actions:
+            write_episode(self.bc_dir, self.bc_episodes, writer.arrays())
+            self.bc_episodes += 1
+
+    def _reload_routed(self) -> dict[str, dict]:
+        """Refill the buffers from the whole store through the routing; returns open episodes' last next_obs.
+
+        BC files were written when their segments ended; a segment open at a kill stays in the store only.
+        """
+        keys = ["state", *self.spec.image_keys]
+        last_next: dict[str, dict] = {}
+        for header, arrays in self.store.iter_records():
+            session = str(header["actor_session"])
+            obs = {k: arrays[f"obs/{k}"] for k in keys if f"obs/{k}" in arrays} or last_next.get(session)
+            next_obs = {k: arrays[f"next_obs/{k}"] for k in keys}
+            if obs is not None:
+                self._route(header, obs, arrays["action"], arrays.get("policy_action"), next_obs, write_bc=False)
+            last_next[session] = next_obs
+            if header["terminated"] or header["truncated"]:
+                last_next.pop(session)
+        return {s: {k: v.copy() for k, v in obs.items()} for s, obs in last_next.items()}
+
+    def intervention_stats(self) -> dict:
+        counts, stored = self.intervention_counts, max(self.store.count, 1)
+        recent = float(np.mean(self.recent_intervened)) if self.recent_intervened else 0.0
+        return {"mode": self.intervention.mode, **counts, "intervened_share": counts["intervened_steps"] / stored,
+                "recent_intervened_share": recent, "bc_episodes": self.bc_episodes}
 
     def commit(self) -> None:
         """Make the stored transitions durable, then acknowledge them (never the other way round)."""
@@ -410,6 +504,7 @@ class Learner:
             "replay": {"stored": self.store.count, "in_memory": len(self.online), "disk_bytes": self.store.disk_bytes(),
                        "load_s": round(self.replay_load_s, 3)},
             "actors": self.actors, **{k: v for k, v in self.metrics.items()},
+            **({"interventions": self.intervention_stats()} if self.intervention is not None else {}),
         }
 
     def run_forever(self, endpoint: str | None = None) -> None:
@@ -451,6 +546,8 @@ class Learner:
             self.finish(context)
 
     def finish(self, context: zmq.Context) -> None:
+        for session in list(self.bc_open):
+            self._flush_bc(session)
         self.commit()
         self.store.close()
         self.checkpoint()

@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from robot_rl.spaces import ObsSpec
-from robot_rl.transport.records import RecordFile, fsync_dir, scan_records
+from robot_rl.transport.records import INTERVENTION_FIELDS, RecordFile, fsync_dir, scan_records
 from robot_rl.transport.wire import decode, encode
 
 
@@ -209,19 +209,24 @@ class ReplayStore:
     def expected_seq(self, session: str) -> int:
         return self.next_seq.get(session, 0)
 
-    def append(self, header: dict, obs: dict, action: np.ndarray, next_obs: dict) -> None:
+    def append(self, header: dict, obs: dict, action: np.ndarray, next_obs: dict,
+               policy_action: np.ndarray | None = None) -> None:
         """Append one transition; ``header["seq"]`` must be the session's next expected seq."""
         session, seq = str(header["actor_session"]), int(header["seq"])
         if seq != self.expected_seq(session):
             raise ValueError(f"session {session}: expected seq {self.expected_seq(session)}, got {seq}")
         arrays = {"action": np.asarray(action, np.float32)}
+        if policy_action is not None:  # human-in-the-loop: what the policy proposed, next to what ran
+            arrays["policy_action"] = np.asarray(policy_action, np.float32)
         if header["episode_start"] or seq == 0:
             arrays.update({f"obs/{k}": v for k, v in obs.items()})
         arrays.update({f"next_obs/{k}": v for k, v in next_obs.items()})
         if self._open is None:
             self._open = RecordFile(self.directory / f"chunk_{len(self.manifest['chunks']):06d}.open")
             self._open_count, self._open_sessions = 0, {}
-        self._open.append(encode("stored", {k: header[k] for k in STORED_HEADER_KEYS}, arrays))
+        stored = {k: header[k] for k in STORED_HEADER_KEYS}
+        stored.update({k: header[k] for k in INTERVENTION_FIELDS if k in header})
+        self._open.append(encode("stored", stored, arrays))
         first, _ = self._open_sessions.get(session, (seq, seq))
         self._open_sessions[session] = (first, seq)
         self._open_count += 1

@@ -37,6 +37,26 @@ def without_milestones(metrics: dict | None) -> dict | None:
             if not k.endswith("_step") and not any(k.startswith(f"{m}_") for m in milestones)}
 
 
+def intervention_summary(episodes: list[dict], config, learner_stats: dict | None, bins: int = 5) -> dict:
+    """Interventions per episode and the intervened share of steps over training (``logs/interventions.jsonl``)."""
+    steps = sum(e["length"] for e in episodes)
+    summary = {"mode": config.mode, "device": config.device, "episodes": len(episodes),
+               "takeovers_per_episode": round(sum(e["takeovers"] for e in episodes) / max(len(episodes), 1), 3),
+               "intervened_share": round(sum(e["intervened_steps"] for e in episodes) / max(steps, 1), 4),
+               "safe_hold_steps": sum(e.get("safe_hold_steps", 0) for e in episodes), "share_over_time": []}
+    # equal runs of consecutive episodes: the share should fall as the policy needs the human less
+    size = max(-(-len(episodes) // bins), 1)
+    for start in range(0, len(episodes), size):
+        chunk = episodes[start:start + size]
+        length = max(sum(e["length"] for e in chunk), 1)
+        summary["share_over_time"].append({"env_steps": chunk[-1]["env_steps"],
+                                           "intervened_share": round(sum(e["intervened_steps"] for e in chunk) / length, 4),
+                                           "takeovers_per_episode": round(sum(e["takeovers"] for e in chunk) / len(chunk), 3)})
+    if learner_stats:
+        summary.update({k: learner_stats[k] for k in ("demo_added", "bc_episodes") if k in learner_stats})
+    return summary
+
+
 def plot_learning_curve(evals: list[dict], out: Path, title: str) -> Path | None:
     if not evals:
         return None
@@ -91,8 +111,11 @@ def write_report(run: RunDir, report: dict) -> dict:
     ]
     task = report.get("task_metrics") or {}
     rows += [(f"{name.replace('_', ' ')} (torch eval)", value) for name, value in task.items()]
-    if report.get("training_sim_time_s") is not None:
+    if report.get("training_sim_time_s"):  # 0 for tasks that log episode figures but no simulated time
         rows.append(("simulated driving time in training (s)", report["training_sim_time_s"]))
+    # reward from the image classifier: its episode verdicts against the true task over training
+    classifier = report.get("classifier_reward") or {}
+    rows += [(f"classifier reward, training: {k.replace('_', ' ')}", v) for k, v in classifier.items()]
     for name, when in (report.get("training_milestones") or {}).items():
         label = name.replace("_", " ")
         if when is None:
@@ -100,8 +123,17 @@ def write_report(run: RunDir, report: dict) -> dict:
         else:
             rows += [(f"{label}: env steps", when["env_steps"]), (f"{label}: actor wall time (s)", when["wall_s"]),
                      (f"{label}: simulated time (s)", when["sim_s"])]
+    hil = report.get("interventions")
+    if hil:
+        rows += [("intervention mode / device", f"{hil['mode']} / {hil['device']}"),
+                 ("takeovers per training episode", hil["takeovers_per_episode"]),
+                 ("intervened share of training steps", hil["intervened_share"])]
     lines = [f"# Session report: {report['task']}", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {fmt(value)} |" for name, value in rows]
+    if hil and hil["share_over_time"]:
+        lines += ["", "| up to env steps | intervened share | takeovers per episode |", "|---|---|---|"]
+        lines += [f"| {b['env_steps']} | {b['intervened_share']:.3f} | {b['takeovers_per_episode']:.2f} |"
+                  for b in hil["share_over_time"]]
     if curve:
         lines += ["", f"![learning curve]({curve.name})"]
     if evals:

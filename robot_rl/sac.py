@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from policies.networks import CriticEnsemble, DeterministicPolicy, ObsEncoder, TanhGaussianActor
+from policies.networks import CriticEnsemble, DeterministicPolicy, ObsEncoder
+from policies.residual import ResidualActor, build_actor
 from robot_rl.config import LearnerConfig
 from robot_rl.spaces import ObsSpec
 
@@ -43,7 +44,7 @@ class SACAgent:
         self.encoder = ObsEncoder(spec.state_dim, spec.image_shapes, config.image_encoder_channels, config.image_latent_dim,
                                    config.image_encoder_strides)
         feature_dim = self.encoder.output_dim
-        self.actor = TanhGaussianActor(feature_dim, action_dim, config.hidden_dims, config.layer_norm)
+        self.actor = build_actor(feature_dim, action_dim, config, spec.state_dim)  # plain, or residual on a base
         self.critic = CriticEnsemble(feature_dim, action_dim, config.hidden_dims, config.num_critics, config.layer_norm)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
@@ -80,6 +81,8 @@ class SACAgent:
         obs, next_obs = self._augment(batch["obs"]), self._augment(batch["next_obs"])
         action, reward, terminated = batch["action"], batch["reward"], batch["terminated"]
         alpha = self.log_alpha.exp().detach()
+        if isinstance(self.actor, ResidualActor):  # progressive enabling: alpha_t follows the update count
+            self.actor.set_updates(self.updates)
 
         # TD target: min over a random subset of target critics (RLPD); timeouts bootstrap
         with torch.no_grad():

@@ -17,6 +17,7 @@ from robot_rl.acting import ActingPolicy, weights_from_bytes
 from robot_rl.actor import (
     DEVICE_FAILURE_EXIT_CODE,
     DEVICE_FAILURE_PREFIX,
+    INTERVENTION_LOG,
     TASK_EPISODE_LOG,
     evaluate_policy,
 )
@@ -32,7 +33,9 @@ from robot_rl.envs import (
 )
 from robot_rl.episodes import EpisodeWriter, episode_paths, read_episode, write_episode
 from robot_rl.learner import write_spec
-from robot_rl.report import training_milestones, without_milestones, write_report
+from robot_rl.report import intervention_summary, training_milestones, without_milestones, write_report
+from robot_rl.reward.session import prepare_reward, uses_classifier
+from robot_rl.reward.session import training_summary as classifier_training_summary
 from robot_rl.rundir import RunDir, read_jsonl
 from robot_rl.spaces import flatten_obs, obs_spec_from_space
 from robot_rl.transport.keys import ensure_keys
@@ -64,6 +67,7 @@ def prepare_run(config_path: str | Path, run_dir: str | Path | None = None, **ov
         config = config.model_copy(update={"seed": overrides["seed"]})
     config = SessionConfig.model_validate(config.model_dump())  # re-validate the overrides
     run.make()
+    config = prepare_reward(config, run.root)  # a classifier reward: checkpoint path made absolute, trained if missing
     dump_session(config, run.config)
     write_spec(run, config)
     ensure_keys(run.root)
@@ -123,6 +127,9 @@ def _progress(run: RunDir, learner: subprocess.Popen, actor: subprocess.Popen, c
             info = (f"ep {stats['episodes']} | eval {'%.2f' % last['eval_return'] if last else '-'}"
                     f"{' succ %.2f' % success if success is not None else ''} | upd {stats['learner_updates']}"
                     f" ({stats['updates_per_s']:.0f}/s, UTD {stats['utd']:.1f}) | lag {stats['policy_lag']}")
+            if stats.get("interventions"):  # human-in-the-loop: how much of the recent driving was the human's
+                hil = stats["interventions"]
+                info += f" | {hil['mode']} {hil['takeovers']} takeovers, {hil['recent_intervened_share']:.0%} intervened"
             bar.update(task, completed=min(stats["env_steps"], total), info=info)
 
 
@@ -231,11 +238,18 @@ def finalize(run: RunDir, config: SessionConfig, stats: dict, wall_s: float, log
         env, spec, control_hz=control_hz(env, config), env_id=config.env, env_kwargs=config.env_kwargs,
         session=config.name, training_run=run.root, policy_version=stats.get("policy_version", 0),
         learner_updates=stats.get("learner_updates", 0))
-    exported = export_onnx(policy.deploy, export_spec, run.exports / "policy.onnx", parity_observations(run, spec, env))
+    if config.residual is not None:  # base + residual in one export where the base is ONNX (policies/residual.py)
+        from policies.residual import export_residual_session
+
+        exported, onnx_env = export_residual_session(policy.deploy, config, export_spec, run.exports / "policy.onnx",
+                                                     parity_observations(run, spec, env), env)
+    else:
+        exported, onnx_env = export_onnx(policy.deploy, export_spec, run.exports / "policy.onnx",
+                                         parity_observations(run, spec, env)), env
     log(f"exported {exported['path']} (parity max abs error {exported['parity_max_abs_err']:.2e})")
     onnx_policy = OnnxPolicy(exported["path"])
     log(f"evaluating the exported policy over {episodes} deterministic episodes (onnxruntime)")
-    onnx_eval = evaluate_policy(env, onnx_policy, episodes, FINAL_EVAL_SEED)
+    onnx_eval = evaluate_policy(onnx_env, onnx_policy, episodes, FINAL_EVAL_SEED)
     env.close()
 
     report = {
@@ -255,9 +269,14 @@ def finalize(run: RunDir, config: SessionConfig, stats: dict, wall_s: float, log
     if torch_eval["task_metrics"] is not None:
         report.update(task_metrics=without_milestones(torch_eval["task_metrics"]),
                       onnx_task_metrics=without_milestones(onnx_eval["task_metrics"]))
+    if config.intervention is not None:
+        report["interventions"] = intervention_summary(read_jsonl(run.logs / INTERVENTION_LOG), config.intervention,
+                                                       stats.get("interventions"))
     if episode_records:
         report.update(training_milestones=training_milestones(episode_records),
                       training_sim_time_s=round(sum(float(r.get("sim_time_s") or 0.0) for r in episode_records), 1))
+    if uses_classifier(config.reward):  # the success rates above are the true task's; this is the classifier's record
+        report.update(classifier_reward=classifier_training_summary(episode_records))
     return write_report(run, report)
 
 

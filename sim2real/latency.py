@@ -255,27 +255,44 @@ class Jitter(gym.Wrapper):
 class VecActionDelay:
     """Whole-step action delay for a same-step-autoreset vector env (e.g. ``VecQuadrotorHover``).
 
+    `delay_ms` is one delay for every env, or a (low, high) range: each env then draws its delay
+    uniformly from the whole steps in that range at every reset (delay randomization for training).
     Each env's queue restarts with `initial_action` when its episode ends. If the observation
     carries the env's own action history (`history_columns`, oldest first, newest last), those
     columns are rewritten with the actions as sent, as a real vehicle's policy remembers them:
     otherwise the actions still in flight would be missing from it.
     """
 
-    def __init__(self, env, delay_ms: float, *, control_period_s: float, initial_action: float = 0.0,
-                 history_columns: slice | None = None, critic_key: str | None = "critic_obs"):
-        whole, fraction = split_delay(delay_ms, control_period_s)
-        if fraction:
-            raise ValueError(
-                f"VecActionDelay delays by whole steps: {delay_ms} ms is not a multiple of the "
-                f"{1000 * control_period_s:g} ms period; round it or use ActionDelay on a single env."
-            )
-        self.env, self.delay_steps = env, whole
+    def __init__(self, env, delay_ms: float | tuple[float, float], *, control_period_s: float,
+                 initial_action: float = 0.0, history_columns: slice | None = None,
+                 critic_key: str | None = "critic_obs", seed: int | None = None):
+        bounds = tuple(delay_ms) if isinstance(delay_ms, (tuple, list)) else (delay_ms, delay_ms)
+        steps = []
+        for bound in bounds:
+            whole, fraction = split_delay(bound, control_period_s)
+            if fraction:
+                raise ValueError(
+                    f"VecActionDelay delays by whole steps: {bound} ms is not a multiple of the "
+                    f"{1000 * control_period_s:g} ms period; round it or use ActionDelay on a single env."
+                )
+            steps.append(whole)
+        if len(steps) != 2 or steps[0] > steps[1]:
+            raise ValueError(f"delay_ms must be a delay or a (low, high) range with low <= high, got {delay_ms}.")
+        self.env, self.delay_range_steps = env, (steps[0], steps[1])
+        self.delay_steps = steps[1]  # the longest delay (the only one when delay_ms is a single value)
         self.num_envs = env.num_envs
         self.action_space, self.observation_space = env.action_space, env.observation_space
         self._initial = float(initial_action)
-        self._queue = np.full((whole, env.num_envs, *env.single_action_space.shape), self._initial)
+        self._rng = np.random.default_rng(seed)
+        # sent actions, newest first: the plant runs _pending[delay of env i, i]
+        self._pending = np.full((steps[1] + 1, env.num_envs, *env.single_action_space.shape), self._initial)
+        self.env_delay_steps = np.full(env.num_envs, steps[1])
         self._history_columns, self._critic_key = history_columns, critic_key
         self._sent_history = None
+
+    def _draw_delays(self, ids) -> None:
+        low, high = self.delay_range_steps
+        self.env_delay_steps[ids] = self._rng.integers(low, high + 1, np.size(ids)) if high > low else high
 
     def __getattr__(self, name):
         return getattr(self.env, name)
@@ -286,7 +303,10 @@ class VecActionDelay:
         return None if self._sent_history is None else self._sent_history.copy()
 
     def reset(self, *, seed=None, options=None):
-        self._queue[:] = self._initial
+        if seed is not None:
+            self._rng = np.random.default_rng([seed, 1])  # not the env's own stream
+        self._pending[:] = self._initial
+        self._draw_delays(np.arange(self.num_envs))
         obs, info = self.env.reset(seed=seed, options=options)
         if self._history_columns is not None:
             self._sent_history = np.array(obs[:, self._history_columns], copy=True)
@@ -296,12 +316,14 @@ class VecActionDelay:
         actions = np.asarray(actions, np.float64)
         if self.delay_steps == 0:
             return self.env.step(actions)
-        applied = self._queue[0].copy()
-        self._queue[:-1] = self._queue[1:]
-        self._queue[-1] = actions
+        self._pending[1:] = self._pending[:-1]
+        self._pending[0] = actions
+        applied = self._pending[self.env_delay_steps, np.arange(self.num_envs)]
         obs, reward, terminated, truncated, info = self.env.step(applied)
         done = terminated | truncated
-        self._queue[:, done] = self._initial  # autoreset: a new episode has nothing in flight
+        if done.any():  # autoreset: a new episode has nothing in flight, and its own delay
+            self._pending[:, done] = self._initial
+            self._draw_delays(np.flatnonzero(done))
         if self._history_columns is not None:
             self._rewrite_history(actions, obs, info, done)
         return obs, reward, terminated, truncated, info

@@ -10,9 +10,9 @@ Setting `enabled = False` writes the nominal values back; so does `close`.
   table's texture), camera position and orientation jitter.
 - `SensorNoise`: additive Gaussian noise on the state observation (no model access).
 
-Actuator lag is not here: the scene's motors have no activation state (`model.na == 0`) and MuJoCo
-cannot add one after compiling. The hook it needs is a `dyntype="filter"` on the arm motors in
-`sim2real/pick_cube/scene.py`; `actuator_dynprm[:, 0]` (the time constant) can then be drawn here.
+Actuator lag: MuJoCo cannot add an activation state after compiling, so the scene must be built
+with it (`PickCubeEnv(actuator_lag_s=...)`: `dyntype="filter"` on the arm motors); `DynamicsRandomization`
+then draws the time constant (`actuator_dynprm[:, 0]`) with `actuator_lag_scale`.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class DynamicsRandomization(_ModelRandomization):
     def __init__(self, env: gym.Env, *, cube_mass_scale=(0.5, 1.5), friction_scale=(0.7, 1.3),
                  joint_damping_scale=(0.5, 2.0), motor_gain_scale=(0.9, 1.1), seed: int | None = None,
                  cube_body: str = "cube", friction_bodies=("cube", "left_finger", "right_finger"),
-                 friction_geoms=("table",), arm_joints=None):
+                 friction_geoms=("table",), arm_joints=None, actuator_lag_scale=None):
         super().__init__(env, seed)
         model = self.model
         self.ranges = {
@@ -144,6 +144,13 @@ class DynamicsRandomization(_ModelRandomization):
         self._add("friction", _Field("geom_friction", np.array(sorted(geoms)), 0))
         self._add("joint_damping", _Field("dof_damping", dofs))
         self._add("motor_gain", _Field("actuator_gainprm", motors, 0))
+        if actuator_lag_scale is not None:
+            import mujoco
+
+            if not (model.actuator_dyntype[motors] == mujoco.mjtDyn.mjDYN_FILTER).all():
+                raise ValueError("actuator_lag_scale needs arm motors with a lag: build the env with actuator_lag_s > 0.")
+            self.ranges["actuator_lag"] = _check_range("actuator_lag_scale", actuator_lag_scale)
+            self._add("actuator_lag", _Field("actuator_dynprm", motors, 0))
 
     def _draw(self, rng):
         factors = {key: rng.uniform(*bounds) for key, bounds in self.ranges.items()}

@@ -91,7 +91,12 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, parity_count:
     export_spec = run_export_spec(run, config, env, spec)
     env.close()
     onnx_path = out_dir / "policy.onnx"
-    exported = export_onnx(policy.deploy, export_spec, onnx_path, parity_obs)
+    if config.residual is not None:  # base + residual in one graph where the base is ONNX
+        from policies.residual import export_residual_session
+
+        exported, _ = export_residual_session(policy.deploy, config, export_spec, onnx_path, parity_obs, env)
+    else:
+        exported = export_onnx(policy.deploy, export_spec, onnx_path, parity_obs)
     manifest = {"format": fmt, "run": str(run.root.resolve()), "weights": source, "onnx": exported}
     if fmt == "tensorrt":
         from policies.export.tensorrt_export import build_engines

@@ -10,9 +10,12 @@ REPORT_SUMMARY = ("task", "env_steps", "wall_s", "learner_updates", "eval_return
 
 def run(args) -> int:
     from robot_rl.vectorized import is_vectorized_session, train_vectorized
+    from robot_rl.world_model_trainer import is_world_model_session
 
     if is_vectorized_session(args.config):  # `trainer: vectorized`: in-process, many envs (quadrotor)
         train = train_vectorized
+    elif is_world_model_session(args.config):  # `trainer: world_model`: in-process TD-MPC2-style planner
+        from robot_rl.world_model_trainer import train_world_model as train
     else:
         from robot_rl.session import train
     report = train(args.config, run_dir=args.run_dir, max_env_steps=args.max_env_steps, max_minutes=args.max_minutes,

@@ -21,6 +21,12 @@ import numpy as np
 
 SCRIPTS = ("full", "low", "drop", "miss")
 SCRIPT_WEIGHTS = (0.35, 0.3, 0.2, 0.15)
+# Drawn only when asked for (`script_weights`): `hover` holds the open or closed hand at random points
+# around and above the cube without grasping it, the states a policy rewarded by the classifier finds
+# first (a hand high near the cube, hiding it from the front camera, scored 0.95+ with the four above).
+EXTRA_SCRIPTS = ("hover",)
+HOVER_OFFSET_M = (0.07, 0.07, 0.14)  # |dx|, |dy| and height above the cube of the hover points
+HOVER_HOLD_STEPS = 8
 # Held-below-success heights stop this far short of the success line, so a label is not decided by
 # a millimetre a 64-pixel camera cannot see.
 LOW_HOLD_MARGIN_M = 0.01
@@ -49,26 +55,40 @@ def cube_lifted(env) -> bool:
 
 
 def collect_pick_cube_frames(episodes: int, image_size: int = 64, cameras=("front",), seed: int = 0,
-                             action_noise_std: float = 0.2) -> dict[str, np.ndarray]:
-    """Frames from `episodes` randomized episodes (see the module docstring); every step's frame is kept."""
+                             action_noise_std: float = 0.2,
+                             script_weights: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Frames from `episodes` randomized episodes (see the module docstring); every step's frame is kept.
+
+    `script_weights` ({script: weight}, from SCRIPTS + EXTRA_SCRIPTS) replaces the default mix."""
     from sim2real.pick_cube.expert import PickCubeExpert
 
     cameras = tuple(cameras)
     env = make_pick_cube_env(image_size, cameras, seed)
     expert = PickCubeExpert(env, action_noise_std=action_noise_std, seed=seed)
     rng = np.random.default_rng(seed)
+    mix = script_weights or dict(zip(SCRIPTS, SCRIPT_WEIGHTS))
+    unknown = sorted(set(mix) - set(SCRIPTS + EXTRA_SCRIPTS))
+    if unknown:
+        raise ValueError(f"unknown scripts {unknown}: choose from {list(SCRIPTS + EXTRA_SCRIPTS)}.")
+    names, weights = tuple(mix), np.asarray(list(mix.values()), float) / sum(mix.values())
     frames = {c: [] for c in cameras}
     labels, episode_ids, lift_m, scripts = [], [], [], []
     unwrapped = env.unwrapped
     try:
         for episode in range(episodes):
-            script = SCRIPTS[rng.choice(len(SCRIPTS), p=SCRIPT_WEIGHTS)]
+            script = names[rng.choice(len(names), p=weights)]
             hold_height_m = rng.uniform(0.0, unwrapped.lift_success_m - LOW_HOLD_MARGIN_M)
             drop_after = int(rng.integers(1, 8))
             obs, _ = env.reset(seed=seed * 100_003 + episode)
             lifted_steps = 0
-            for _ in range(unwrapped.max_episode_steps):
+            for step in range(unwrapped.max_episode_steps):
                 action = expert.act()
+                if script == "hover":
+                    if step % HOVER_HOLD_STEPS == 0:  # a new point near the cube, hand open or closed
+                        hover_m = unwrapped.cube_pos_m + rng.uniform((-1, -1, 0), 1) * HOVER_OFFSET_M
+                        grip = rng.choice((-1.0, 1.0))
+                    delta = (hover_m - unwrapped.ee_pos_m) / unwrapped.max_step_m + rng.normal(0.0, action_noise_std, 3)
+                    action = np.append(np.clip(delta, -1.0, 1.0), grip).astype(np.float32)
                 if script == "low" and expert.phase == "lift":
                     # Servo the cube to a height below the success line and hold it there.
                     error_m = unwrapped.cube_rest_z_m + hold_height_m - unwrapped.cube_pos_m[2]
@@ -86,7 +106,7 @@ def collect_pick_cube_frames(episodes: int, image_size: int = 64, cameras=("fron
                 labels.append(lifted)
                 episode_ids.append(episode)
                 lift_m.append(unwrapped.cube_pos_m[2] - unwrapped.cube_rest_z_m)
-                scripts.append(SCRIPTS.index(script))
+                scripts.append((SCRIPTS + EXTRA_SCRIPTS).index(script))
                 if truncated:
                     break
     finally:
@@ -95,7 +115,7 @@ def collect_pick_cube_frames(episodes: int, image_size: int = 64, cameras=("fron
     data["label"] = np.asarray(labels, np.uint8)
     data["episode"] = np.asarray(episode_ids, np.int32)
     data["lift_m"] = np.asarray(lift_m, np.float32)
-    data["script"] = np.asarray(scripts, np.uint8)  # index into SCRIPTS
+    data["script"] = np.asarray(scripts, np.uint8)  # index into SCRIPTS + EXTRA_SCRIPTS
     return data
 
 

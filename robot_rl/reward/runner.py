@@ -83,6 +83,12 @@ class RewardClassifierRunner:
                 self._latest = self._with_override(self._latest)
             self._lock.notify_all()
 
+    @property
+    def overriding(self) -> bool | None:
+        """The human's current word (True/False), or None when the classifier decides."""
+        with self._lock:
+            return self._override
+
     def _with_override(self, reading: RewardReading) -> RewardReading:
         if self._override is None:
             success = reading.probability >= self.threshold

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 _HEAD = struct.Struct("<II")
+# Header fields a transition record carries in human-in-the-loop sessions (the `policy_action` array rides
+# along); a record without them (older spools and stores, sessions without interventions) reads as these.
+INTERVENTION_FIELDS = {"intervened": False, "device": "", "takeover": False, "safe_hold": False}
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 
 

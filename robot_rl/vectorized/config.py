@@ -32,6 +32,7 @@ class TD3Settings(_Strict):
     # L2F uses FAST_TANH; ReLU measured better here (mean return 458 vs 147 after 200k env steps) and cheaper
     activation: Literal["tanh", "relu"] = "relu"
     start_at_hover: bool = True  # actor output bias starts at the hover command, not mid-range thrust
+    critic_layer_norm: bool = False  # LayerNorm in the critic's hidden layers (RLPD, Ball et al. 2023)
     critic_sees_action_history: bool = False  # the critic gets rotor speeds instead (Markov without it)
 
 
@@ -49,6 +50,7 @@ class VectorTrainSettings(_Strict):
     eval_every_env_steps: int = Field(0, ge=0)  # 0: no periodic evaluation; else quick evals to stop early
     eval_episodes: int = Field(200, ge=1)
     stop_at_success_rate: float | None = Field(None, gt=0, le=1)  # stop when a periodic eval reaches it
+    keep_best_policy: bool = False  # end with the actor of the best periodic evaluation (its seeds are not the final eval's)
     max_updates: int | None = Field(None, ge=1)
 
 
@@ -56,7 +58,8 @@ class VectorSessionConfig(_Strict):
     trainer: Literal["vectorized"] = "vectorized"
     name: str
     env: Literal["quadrotor_hover"] = "quadrotor_hover"
-    env_kwargs: dict[str, Any] = {}  # HoverTaskConfig overrides
+    env_kwargs: dict[str, Any] = {}  # HoverTaskConfig overrides: the task trained on and evaluated
+    train_env_kwargs: dict[str, Any] = {}  # further overrides for the training envs only (e.g. stricter termination)
     seed: int = 0
     td3: TD3Settings = TD3Settings()
     train: VectorTrainSettings = VectorTrainSettings()

@@ -6,6 +6,7 @@ only fits in minutes when acting, storing and updating are batched tensor operat
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -22,11 +23,18 @@ from sim2real.quadrotor.reward import l2f_curriculum_step
 from sim2real.quadrotor.task import HoverTaskConfig
 
 
-def hover_task(config: VectorSessionConfig) -> HoverTaskConfig:
+def hover_task(config: VectorSessionConfig, training: bool = False) -> HoverTaskConfig:
+    """The evaluated task (``env_kwargs``), or with ``training`` the one the training envs run (plus ``train_env_kwargs``)."""
     try:
-        return _task_with_overrides(None, dict(config.env_kwargs))
+        task = _task_with_overrides(None, dict(config.env_kwargs))
     except (TypeError, ValueError) as error:
         raise ValueError(f"env_kwargs: {error}") from None
+    if not training:
+        return task
+    try:
+        return _task_with_overrides(task, dict(config.train_env_kwargs))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"train_env_kwargs: {error}") from None
 
 
 def critic_columns(config: VectorSessionConfig) -> np.ndarray | None:
@@ -45,6 +53,7 @@ def make_agent(config: VectorSessionConfig) -> TD3Agent:
     settings = TD3Config(hidden_dims=tuple(td3.hidden_dims), discount=td3.discount, tau=td3.tau, actor_lr=td3.actor_lr,
                          critic_lr=td3.critic_lr, policy_delay=td3.policy_delay, target_noise_std=td3.target_noise_std,
                          target_noise_clip=td3.target_noise_clip, activation=td3.activation,
+                         critic_layer_norm=td3.critic_layer_norm,
                          initial_action=CRAZYFLIE.hover_action() if td3.start_at_hover else 0.0)
     columns = critic_columns(config)
     critic_dim = ob.CRITIC_OBS_DIM if columns is None else len(columns)
@@ -58,22 +67,34 @@ def actor_policy(agent: TD3Agent):
     return policy
 
 
-def run_training(config: VectorSessionConfig, log=print, progress=None) -> tuple[TD3Agent, dict]:
-    """Trains until ``max_env_steps``, ``max_seconds`` or the early-stop success rate; returns (agent, stats)."""
+def hover_env(num_envs: int, task: HoverTaskConfig, seed: int) -> VecQuadrotorHover:
+    """The default training env: the nominal Crazyflie."""
+    return VecQuadrotorHover(num_envs, task, seed=seed)
+
+
+def run_training(config: VectorSessionConfig, log=print, progress=None, env_factory=None) -> tuple[TD3Agent, dict]:
+    """Trains until ``max_env_steps``, ``max_seconds`` or the early-stop success rate; returns (agent, stats).
+
+    ``env_factory(num_envs, task, seed)`` builds the training env (default ``hover_env``), e.g. with
+    randomized dynamics or an action delay; it must keep ``VecQuadrotorHover``'s vector API
+    (``info["critic_obs"]``, ``info["final_obs"]``, ``set_reward_weights``). Periodic evaluations
+    fly the task on the nominal simulator.
+    """
     cfg = config.train
-    task = hover_task(config)
+    task = hover_task(config, training=True)
     agent = make_agent(config)
-    env = VecQuadrotorHover(cfg.num_envs, task, seed=config.seed)
+    env = (env_factory or hover_env)(cfg.num_envs, task, config.seed)
     replay = VectorReplay(cfg.replay_capacity, ob.CRITIC_OBS_DIM, ob.ACTOR_OBS_DIM, ob.STATE_COLUMNS.stop, 4,
                           critic_columns(config), config.seed)
     rng = torch.Generator().manual_seed(config.seed + 7)
-    eval_task = task  # evaluate on the training distribution: noise, disturbances, initial states
+    eval_task = hover_task(config)  # the evaluated task: noise, disturbances, initial states, its own termination
 
     obs, info = env.reset(seed=config.seed)
     critic_obs = info["critic_obs"]
     weights = task.reward
     env_steps, next_curriculum, next_eval = 0, cfg.curriculum_every_env_steps, cfg.eval_every_env_steps
     evals, metrics, stopped_by = [], {}, "max_env_steps"
+    best = (-1.0, None, -1)  # (success rate, actor weights, eval index) of the best periodic evaluation
     update_s = env_s = eval_s = 0.0
     start, start_cpu = time.perf_counter(), time.process_time()
     while env_steps < cfg.max_env_steps:
@@ -114,6 +135,8 @@ def run_training(config: VectorSessionConfig, log=print, progress=None) -> tuple
             log(f"[quadrotor] {env_steps} env steps, {agent.updates} updates, {evals[-1]['wall_s']:.1f} s: "
                 f"success {result['success_rate']:.2f}, return {result['mean_return']:.0f}, "
                 f"q {float(metrics.get('q_mean', float('nan'))):.1f}")
+            if cfg.keep_best_policy and result["success_rate"] > best[0]:
+                best = (result["success_rate"], copy.deepcopy(agent.actor.state_dict()), len(evals) - 1)
             if cfg.stop_at_success_rate is not None and result["success_rate"] >= cfg.stop_at_success_rate:
                 stopped_by = "success_rate"
                 break
@@ -123,12 +146,16 @@ def run_training(config: VectorSessionConfig, log=print, progress=None) -> tuple
         if time.perf_counter() - start >= cfg.max_seconds:
             stopped_by = "max_seconds"
             break
+    restored = None
+    if best[1] is not None and best[0] > evals[-1]["success_rate"]:  # TD3's policy wobbles between evaluations
+        agent.actor.load_state_dict(best[1])
+        restored = evals[best[2]]
     wall_s = time.perf_counter() - start
     cpu_s = time.process_time() - start_cpu  # what the run costs on an idle core, whatever else shares the machine
     stats = {
         "env_steps": env_steps, "learner_updates": agent.updates, "wall_s": wall_s, "cpu_s": cpu_s, "stopped_by": stopped_by,
         "env_s": env_s, "update_s": update_s, "eval_s": eval_s, "env_steps_per_s": env_steps / max(env_s, 1e-9),
-        "updates_per_s": agent.updates / max(update_s, 1e-9), "periodic_evals": evals,
+        "updates_per_s": agent.updates / max(update_s, 1e-9), "periodic_evals": evals, "restored_best_eval": restored,
         "final_reward_weights": {k: getattr(weights, k) for k in ("position", "linear_velocity", "action")},
         "last_metrics": {k: float(v) for k, v in metrics.items()},
     }

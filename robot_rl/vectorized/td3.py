@@ -34,6 +34,7 @@ class TD3Config:
     num_critics: int = 2  # clipped double Q
     activation: str = "relu"  # L2F: FAST_TANH hidden layers; see VectorSessionConfig.td3 for the choice
     initial_action: float = 0.0  # the actor's output bias starts at atanh of this (e.g. the hover command)
+    critic_layer_norm: bool = False  # LayerNorm in the critic's hidden layers (RLPD, Ball et al. 2023)
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -63,8 +64,9 @@ class TanhCriticEnsemble(CriticEnsemble):
     def forward(self, features, action, members=None):
         count = self.members if members is None else len(members)
         x = torch.cat([features, action], dim=-1).unsqueeze(0).expand(count, -1, -1)
-        for linear in self.linears:
-            x = torch.tanh(linear(x, members))
+        for i, linear in enumerate(self.linears):
+            x = linear(x, members)
+            x = torch.tanh(x if self.norms is None else self.norms[i](x, members))
         return self.head(x, members).squeeze(-1)
 
 
@@ -76,7 +78,8 @@ class TD3Agent:
             raise ValueError(f"activation {config.activation!r} is not one of {sorted(ACTIVATIONS)}.")
         self.actor = DeterministicActor(obs_dim, action_dim, config.hidden_dims, config.initial_action, config.activation)
         critic_type = TanhCriticEnsemble if config.activation == "tanh" else CriticEnsemble
-        self.critic = critic_type(critic_obs_dim, action_dim, list(config.hidden_dims), config.num_critics, False)
+        self.critic = critic_type(critic_obs_dim, action_dim, list(config.hidden_dims), config.num_critics,
+                                  config.critic_layer_norm)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=True)

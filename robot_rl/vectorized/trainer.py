@@ -103,6 +103,8 @@ def finalize(run: RunDir, config: VectorSessionConfig, agent, stats: dict, log=p
         "onnx_path": exported["path"], "onnx_sha256": exported["sha256"],
         "onnx_parity_max_abs_err": exported["parity_max_abs_err"],
         "hover_success_rate": torch_eval["success_rate"],
+        "hover_success_rate_within_l2f_box": torch_eval["success_rate_within_l2f_box"],
+        "termination_position_m": task.termination_position_m,
         "mean_position_error_m_at_100": torch_eval["mean_position_error_m_at_100"],
         "mean_position_error_m_at_200": torch_eval["mean_position_error_m_at_200"],
         "final_position_error_m_median": torch_eval["final_position_error_m"],
@@ -110,7 +112,7 @@ def finalize(run: RunDir, config: VectorSessionConfig, agent, stats: dict, log=p
         **tracking,
         "env_steps_per_update": round(stats["env_steps"] / max(stats["learner_updates"], 1), 2),
         "final_reward_weights": stats["final_reward_weights"], "last_td3_metrics": stats["last_metrics"],
-        "periodic_evals": stats["periodic_evals"],
+        "periodic_evals": stats["periodic_evals"], "restored_best_eval": stats.get("restored_best_eval"),
     }
     if config.export_c:
         report.update(export_and_fly_c(run, task, exported["path"], config.firmware_eval_episodes, log))

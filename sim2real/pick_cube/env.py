@@ -63,6 +63,7 @@ class PickCubeEnv(gym.Env):
         max_step_m: float = 0.03,
         workspace_box_m=DEFAULT_WORKSPACE_BOX_M,
         ee_start_range_m: float = 0.03,
+        actuator_lag_s: float = 0.0,  # first-order lag of the arm motors (0: torques apply at once)
     ):
         if obs_mode not in ("state", "pixels"):
             raise ValueError(f"obs_mode must be 'state' or 'pixels', not {obs_mode!r}.")
@@ -84,7 +85,7 @@ class PickCubeEnv(gym.Env):
         self.action_layout = list(ACTION_LAYOUT)
         self.lift_success_m = LIFT_SUCCESS_M
 
-        self.model = build_model(self.image_size)
+        self.model = build_model(self.image_size, actuator_lag_s)
         self.data = mujoco.MjData(self.model)
         self._ik = ArmIK(self.model, "ee", ARM_JOINTS)
         self._ready_q = self._ik.solve(np.array(EE_START_M), HAND_DOWN_QUAT, READY_Q)
@@ -154,6 +155,7 @@ class PickCubeEnv(gym.Env):
         self.cube_rest_z_m = float(self._cube_pos[2])
         self.elapsed_steps = 0
         self.gripper_closed = False
+        self._delayed_action = None
         return self._observation(), {"is_success": False}
 
     def step(self, action):
@@ -161,15 +163,15 @@ class PickCubeEnv(gym.Env):
         if action.shape != (4,) or not np.all(np.isfinite(action)):
             raise ValueError(f"action must be 4 finite numbers in [-1, 1], got {action!r}.")
         action = np.clip(action, -1.0, 1.0)
-        target = self._controller.target_pos_m
-        target[:] = self._ee_pos + action[:3] * self.max_step_m
-        np.clip(target, self.workspace_low_m, self.workspace_high_m, out=target)
-        self.gripper_closed = bool(action[3] > 0.0)
-        self.data.ctrl[self._gripper_ctrl] = 0.0 if self.gripper_closed else GRIPPER_OPEN_M
+        delayed, self._delayed_action = self._delayed_action, None
+        switch_substep = 0 if delayed is None else int(round(delayed[1] * self.n_substeps))
+        self._apply_action(action if delayed is None else delayed[0])
 
         model, data, controller = self.model, self.data, self._controller
         # mj_step1 ends each substep so kinematics are current for the controller and the observation.
-        for _ in range(self.n_substeps):
+        for substep in range(self.n_substeps):
+            if delayed is not None and substep == switch_substep:
+                self._apply_action(action)  # the delayed action arrives part-way through the period
             controller.apply()
             mujoco.mj_step2(model, data)
             mujoco.mj_step1(model, data)
@@ -178,6 +180,22 @@ class PickCubeEnv(gym.Env):
         success = self._cube_lifted()
         truncated = not success and self.elapsed_steps >= self.max_episode_steps
         return self._observation(), float(success), success, truncated, {"is_success": success}
+
+    _delayed_action = None  # (previous action, fraction of the next period it still runs), set by a delay wrapper
+
+    def set_delayed_action(self, previous_action, fraction: float) -> None:
+        """During the next step only, run ``previous_action`` for the first ``fraction`` of the period (sim2real.latency)."""
+        previous = np.clip(np.asarray(previous_action, dtype=np.float64), -1.0, 1.0)
+        if previous.shape != (4,) or not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"set_delayed_action needs a 4-number action and a fraction in [0, 1], got {previous_action!r}, {fraction}.")
+        self._delayed_action = (previous, float(fraction))
+
+    def _apply_action(self, action: np.ndarray) -> None:
+        target = self._controller.target_pos_m
+        target[:] = self._ee_pos + action[:3] * self.max_step_m
+        np.clip(target, self.workspace_low_m, self.workspace_high_m, out=target)
+        self.gripper_closed = bool(action[3] > 0.0)
+        self.data.ctrl[self._gripper_ctrl] = 0.0 if self.gripper_closed else GRIPPER_OPEN_M
 
     def _cube_lifted(self) -> bool:
         lifted = self._cube_pos[2] - self.cube_rest_z_m >= LIFT_SUCCESS_M

@@ -56,8 +56,14 @@ def _fmt(values) -> str:
     return " ".join(f"{float(v):g}" for v in values)
 
 
-def build_scene_xml(image_size: int = 128) -> str:
-    """The MJCF text of the scene; `image_size` only sizes the offscreen buffer."""
+def build_scene_xml(image_size: int = 128, actuator_lag_s: float = 0.0) -> str:
+    """The MJCF text of the scene; `image_size` only sizes the offscreen buffer.
+
+    `actuator_lag_s` > 0 gives each arm motor a first-order lag (MuJoCo ``dyntype="filter"``, time
+    constant in ``actuator_dynprm[:, 0]``, which ``sim2real.randomization.DynamicsRandomization`` can draw).
+    """
+    if actuator_lag_s < 0:
+        raise ValueError(f"actuator_lag_s must be >= 0, got {actuator_lag_s}.")
     assets_dir = fr3_assets_dir()
     robot = ET.parse(assets_dir / "fr3.xml").getroot()
 
@@ -118,7 +124,11 @@ def build_scene_xml(image_size: int = 128) -> str:
     # finger tendon, so a closed command squeezes with a bounded force.
     actuator = ET.SubElement(scene, "actuator")
     for joint, limit in zip(ARM_JOINTS, ARM_TORQUE_LIMITS_NM):
-        ET.SubElement(actuator, "motor", name=joint, joint=joint, ctrlrange=f"{-limit} {limit}")
+        if actuator_lag_s > 0:  # <motor> takes no dynamics: the same torque motor as a <general> with a filter
+            ET.SubElement(actuator, "general", name=joint, joint=joint, ctrlrange=f"{-limit} {limit}",
+                          ctrllimited="true", gainprm="1", dyntype="filter", dynprm=f"{actuator_lag_s}")
+        else:
+            ET.SubElement(actuator, "motor", name=joint, joint=joint, ctrlrange=f"{-limit} {limit}")
     ET.SubElement(actuator, "position", name="gripper", tendon="split", kp=f"{GRIPPER_KP}",
                   kv=f"{GRIPPER_KV}", ctrlrange=f"0 {GRIPPER_OPEN_M}",
                   forcerange=f"{-GRIPPER_FORCE_LIMIT_N} {GRIPPER_FORCE_LIMIT_N}")
@@ -154,5 +164,5 @@ def _keep_main_finger_pads(arm: ET.Element) -> None:
                 body.remove(geom)
 
 
-def build_model(image_size: int = 128) -> mujoco.MjModel:
-    return mujoco.MjModel.from_xml_string(build_scene_xml(image_size))
+def build_model(image_size: int = 128, actuator_lag_s: float = 0.0) -> mujoco.MjModel:
+    return mujoco.MjModel.from_xml_string(build_scene_xml(image_size, actuator_lag_s))

@@ -53,6 +53,13 @@ def _task_with_overrides(task: HoverTaskConfig | None, overrides: dict) -> Hover
     unknown = sorted(set(overrides) - valid)
     if unknown:
         raise ValueError(f"unknown quadrotor task setting(s) {unknown}; use fields of HoverTaskConfig: {sorted(valid)}.")
+    overrides = dict(overrides)
+    # a session file gives the nested settings as mappings: they override the task's own, field by field
+    for name in ("reward", "domain_randomization"):
+        if isinstance(overrides.get(name), dict):
+            overrides[name] = replace(getattr(task, name), **overrides[name])
+    if isinstance(overrides.get("init_rpm_action"), list):
+        overrides["init_rpm_action"] = tuple(overrides["init_rpm_action"])
     return replace(task, **overrides)
 
 

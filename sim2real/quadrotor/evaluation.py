@@ -16,6 +16,7 @@ from sim2real.quadrotor.task import HoverTaskConfig
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
 SUCCESS_RADIUS_M = 0.2
+L2F_BOX_M = 0.6  # L2F's termination distance per axis
 
 
 def evaluate_hover(policy: PolicyFn, task: HoverTaskConfig, episodes: int = 1000, seed: int = 0,
@@ -26,10 +27,13 @@ def evaluate_hover(policy: PolicyFn, task: HoverTaskConfig, episodes: int = 1000
     alive = np.ones(episodes, bool)
     returns = np.zeros(episodes)
     errors_at = {}
+    excursion_m = np.zeros(episodes)  # largest per-axis distance from the target while alive
     for step in range(1, task.episode_steps + 1):
         obs, reward, terminated, _, _ = env.step(np.asarray(policy(obs), np.float64))
         returns += np.where(alive, reward, 0.0)
         alive &= ~terminated
+        state = env.state
+        excursion_m = np.maximum(excursion_m, np.abs(state["position_m"] - state["target_position_m"]).max(axis=1) * alive)
         crashed = np.flatnonzero(terminated)
         if crashed.size:  # park crashed vehicles (again) at rest so their states stay finite; they count as failures
             env.set_state(crashed, position_m=env.state["target_position_m"][crashed], quaternion_wxyz=[1, 0, 0, 0],
@@ -45,6 +49,8 @@ def evaluate_hover(policy: PolicyFn, task: HoverTaskConfig, episodes: int = 1000
         "mean_return": float(returns.mean()),
         "terminated_rate": float((~alive).mean()),
         "final_position_error_m": float(np.median(final_error[alive])) if alive.any() else None,
+        # success without ever leaving L2F's 0.6 m training box (stricter than the task's termination when it is wider)
+        "success_rate_within_l2f_box": float((success & (excursion_m <= L2F_BOX_M)).mean()),
     }
     for step, error in errors_at.items():
         # episodes that crashed before this step count with the termination distance

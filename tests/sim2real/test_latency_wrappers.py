@@ -188,15 +188,41 @@ def test_vec_action_delay_on_the_quadrotor_applies_actions_three_steps_late():
         VecActionDelay(VecQuadrotorHover(1), 25.0, control_period_s=0.01)
 
 
-def test_pick_cube_action_delay_blends_the_30_ms_into_the_100_ms_period():
+def test_vec_action_delay_draws_each_episode_its_own_whole_step_delay():
+    from sim2real.latency import VecActionDelay
+    from sim2real.quadrotor.env import VecQuadrotorHover
+    from sim2real.quadrotor.observation import HISTORY
+
+    env = VecActionDelay(VecQuadrotorHover(64, seed=0), (0.0, 40.0), control_period_s=0.01, history_columns=HISTORY)
+    env.reset(seed=0)
+    delays = env.env_delay_steps.copy()
+    assert set(delays) == {0, 1, 2, 3, 4}  # 64 draws cover every whole step from 0 to 40 ms
+    sent = [np.full((64, 4), 0.1 * (t + 1)) for t in range(6)]
+    for action in sent:
+        env.step(action)
+    # what each env applied last is the action sent `delay` steps before the last one
+    applied = env.env.critic_obs[:, HISTORY][:, -4:]
+    np.testing.assert_allclose(applied[:, 0], [0.1 * (6 - d) for d in delays], atol=1e-6)
+    env.env.set_state(np.arange(64), position_m=[5.0, 0.0, 0.0])  # leave the box: every episode ends
+    env.step(sent[0])
+    assert not np.array_equal(env.env_delay_steps, delays)  # new episodes, new draws
+    with pytest.raises(ValueError, match="low <= high"):
+        VecActionDelay(VecQuadrotorHover(1), (30.0, 10.0), control_period_s=0.01)
+
+
+def test_pick_cube_action_delay_splits_the_100_ms_period_at_30_ms():
     import sim2real  # noqa: F401  (registers the env ids)
 
-    env = ActionDelay(gym.make("robot_rl/PickCube-v0"), 30.0)
-    assert (env.whole_steps, env.fractional) == (0, "blend")  # PickCubeEnv has no substep hook yet
-    env.reset(seed=0)
-    base = env.unwrapped
-    ee_before = base.ee_pos_m
-    env.step(np.array([1.0, 0.0, 0.0, -1.0], np.float32))
-    # 30% of the period still runs the previous (zero) action: the target moves 70% of a full step
-    assert base.ee_target_m[0] - ee_before[0] == pytest.approx(0.7 * base.max_step_m, abs=1e-9)
-    env.close()
+    moved = {}
+    for delay_ms in (0.0, 30.0):
+        env = ActionDelay(gym.make("robot_rl/PickCube-v0"), delay_ms)
+        assert (env.whole_steps, env.fractional) == (0, "hook")  # PickCubeEnv.set_delayed_action splits its substeps
+        env.reset(seed=0)
+        base = env.unwrapped
+        ee_before = base.ee_pos_m
+        env.step(np.array([1.0, 0.0, 0.0, -1.0], np.float32))
+        # the target is set when the action arrives: a full step ahead of where the hand was then (it held still before)
+        assert base.ee_target_m[0] - ee_before[0] == pytest.approx(base.max_step_m, abs=2e-3)
+        moved[delay_ms] = base.ee_pos_m[0] - ee_before[0]
+        env.close()
+    assert 0.0 < moved[30.0] < moved[0.0]  # the hand moved for 70% of the period only

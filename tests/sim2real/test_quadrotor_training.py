@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch" / "sim_quadrotor_hover.yaml"
 STANDARD_KEYS = ("task", "env_steps", "wall_s", "learner_updates", "eval_return", "success_rate", "onnx_success_rate",
                  "onnx_eval_return", "eval_episodes", "seed")
-HOVER_KEYS = ("hover_success_rate", "mean_position_error_m_at_100", "mean_position_error_m_at_200", "figure_eight_rmse_m")
+HOVER_KEYS = ("hover_success_rate", "hover_success_rate_within_l2f_box", "mean_position_error_m_at_100", "mean_position_error_m_at_200", "figure_eight_rmse_m")
 
 
 def test_launch_file_selects_this_trainer_and_bad_fields_are_named(tmp_path):
@@ -32,6 +32,19 @@ def test_launch_file_selects_this_trainer_and_bad_fields_are_named(tmp_path):
     bad.write_text("trainer: vectorized\nname: x\ntrain: {num_envz: 3}\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: field 'train.num_envz'"):
         load_vector_session(bad)
+
+
+def test_training_overrides_change_the_training_task_only(tmp_path):
+    from robot_rl.vectorized.loop import hover_task
+
+    config = load_vector_session(LAUNCH)
+    evaluated, trained = hover_task(config), hover_task(config, training=True)
+    assert trained.termination_angular_velocity_rad_s < evaluated.termination_angular_velocity_rad_s == 35.0
+    assert trained.reward == evaluated.reward and evaluated.reward.termination_penalty < 0  # nested reward override
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer: vectorized\nname: x\ntrain_env_kwargs: {termination_m: 1}\n")
+    with pytest.raises(ValueError, match="train_env_kwargs: unknown quadrotor task setting"):
+        hover_task(load_vector_session(bad), training=True)
 
 
 def test_replay_rebuilds_actor_and_critic_observations():
@@ -86,6 +99,27 @@ def test_td3_update_fits_a_fixed_batch():
     assert agent.updates == 150 and "actor_loss" in metrics
 
 
+def test_run_training_steps_the_env_its_factory_builds():
+    from robot_rl.vectorized.loop import run_training
+    from sim2real.latency import VecActionDelay
+
+    config = load_vector_session(LAUNCH)
+    train = config.train.model_copy(update={"warmup_env_steps": 200, "max_env_steps": 400, "eval_every_env_steps": 0})
+    config = config.model_copy(update={"train": train, "seed": 3})
+    built = []
+
+    def delayed_env(num_envs, task, seed):
+        env = VecActionDelay(VecQuadrotorHover(num_envs, task, seed=seed), 30.0, control_period_s=task.dt_s,
+                             history_columns=ob.HISTORY)
+        built.append((num_envs, seed, env))
+        return env
+
+    _, stats = run_training(config, log=lambda *_: None, env_factory=delayed_env)
+    assert [(n, seed) for n, seed, _ in built] == [(config.train.num_envs, 3)]
+    assert stats["env_steps"] == 400 and stats["learner_updates"] > 0
+    assert np.abs(built[0][2].sent_history).sum() > 0  # the training actions went through the factory's wrapper
+
+
 def test_short_session_writes_report_onnx_and_c(tmp_path):
     raw = yaml.safe_load(LAUNCH.read_text())
     raw["train"].update(warmup_env_steps=500, max_env_steps=1500)
@@ -105,18 +139,15 @@ def test_short_session_writes_report_onnx_and_c(tmp_path):
 
 @pytest.mark.slow
 def test_launch_file_learns_to_hover_and_the_c_policy_flies(tmp_path):
-    # the launch file as is (300k env steps, 28.5k updates: ~80 s of CPU on one core) plus ~20 s of evaluation
-    raw = yaml.safe_load(LAUNCH.read_text())
-    raw["train"].update(eval_every_env_steps=0)  # periodic evaluations do not change training, only cost time
-    config = tmp_path / "quad.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    report = train_vectorized(config, tmp_path / "run", seed=2, quiet=True, log=lambda *_: None)
-    assert report["env_steps"] == 300_000
-    # measured on this seed: 0.909 of 1,000 episodes (torch and ONNX), error 0.139 m at step 200, C loop
-    # 0.84 of 50 at 500 Hz; the margins absorb float differences between CPUs. Not seed-robust: seed 0
-    # reaches only 0.415 with the same budget (see the report), so a change of seed is a change of the bound.
-    assert report["hover_success_rate"] >= 0.85
-    assert report["onnx_success_rate"] >= 0.85
-    assert report["mean_position_error_m_at_200"] < 0.25
+    # the launch file as is (300k env steps unless a 200-episode evaluation passes 0.97 first, 28.5k updates,
+    # 12 periodic evaluations: ~110 s of CPU on one core under load) plus ~20 s of final evaluation
+    report = train_vectorized(LAUNCH, tmp_path / "run", seed=0, quiet=True, log=lambda *_: None)
+    # measured on this seed (bench/quadrotor.py, seeds 0/1/2: 0.938/0.909/0.872): 0.938 of 1,000 episodes, 0.924
+    # never leaving the 0.6 m box, error 0.139 m at step 200, C loop 0.84 of 50 at 500 Hz; the margins absorb
+    # float differences between CPUs. A change of seed is a change of the bound.
+    assert report["hover_success_rate"] >= 0.88
+    assert report["onnx_success_rate"] >= 0.88
+    assert report["hover_success_rate_within_l2f_box"] >= 0.86
+    assert report["mean_position_error_m_at_200"] < 0.2
     if shutil.which("gcc"):
         assert report["c_firmware_success_rate"] >= 0.7

@@ -143,6 +143,30 @@ def session_from_dict(data: Any, source: str = "<config>") -> SessionConfig:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+def session_trainer(config_path: str | Path) -> str:
+    """The session file's top-level ``trainer`` ("sac" when absent or unreadable: the loader reports problems)."""
+    try:
+        raw = yaml.safe_load(Path(config_path).read_text())
+    except (OSError, yaml.YAMLError):
+        return "sac"
+    return str(raw.get("trainer", "sac")) if isinstance(raw, dict) else "sac"
+
+
+def validate_session_file(path: str | Path, validate):
+    """``validate(raw mapping)`` for an in-process trainer's session file; errors name the file and the field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read the session file ({error}); check the path and the YAML syntax.") from None
+    try:
+        return validate(raw)
+    except (ValidationError, ValueError) as error:
+        first = error.errors()[0] if isinstance(error, ValidationError) else {"loc": (), "msg": str(error)}
+        field = ".".join(str(part) for part in first["loc"]) or "(root)"
+        raise ConfigError(f"{path}: field '{field}': {first['msg']}; fix it in the session file.") from None
+
+
 def load_session(path: str | Path) -> SessionConfig:
     path = Path(path)
     if not path.is_file():

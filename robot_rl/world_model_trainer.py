@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from policies.world_model.agent import WorldModelAgent, batch_to_torch
 from policies.world_model.config import AgentSettings, ModelSettings, PlannerSettings
@@ -25,7 +25,7 @@ from policies.world_model.planner import PATHS
 from policies.world_model.policy import PriorPolicy, model_to_bytes
 from policies.world_model.presets import preset
 from policies.world_model.sequences import concat_sequences, sample_sequences
-from robot_rl.config import ConfigError, DemoConfig, SessionConfig
+from robot_rl.config import ConfigError, DemoConfig, SessionConfig, session_trainer, validate_session_file
 from robot_rl.envs import action_bounds, control_hz, denormalize_action, is_success, make_env
 from robot_rl.episodes import episode_paths, load_episodes_into
 from robot_rl.replay import ReplayBuffer
@@ -88,28 +88,17 @@ class WorldModelSessionConfig(_Strict):
 
 def is_world_model_session(config_path: str | Path) -> bool:
     """True when the session file asks for this trainer (top-level ``trainer: world_model``)."""
-    try:
-        raw = yaml.safe_load(Path(config_path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False  # let the regular loader report the problem
-    return isinstance(raw, dict) and raw.get("trainer") == "world_model"
+    return session_trainer(config_path) == "world_model"
 
 
 def load_world_model_session(path: str | Path) -> WorldModelSessionConfig:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: cannot read the session file ({error}); check the path and the YAML syntax.") from None
-    try:
+    def validate(raw: dict) -> WorldModelSessionConfig:
         config = WorldModelSessionConfig.model_validate(raw)
         ModelSettings.model_validate(config.settings()[0].model_dump())  # overrides are checked like the rest
         PlannerSettings.model_validate(config.settings()[1].model_dump())
         return config
-    except (ValidationError, ValueError) as error:
-        first = error.errors()[0] if isinstance(error, ValidationError) else {"loc": (), "msg": str(error)}
-        field = ".".join(str(part) for part in first["loc"]) or "(root)"
-        raise ConfigError(f"{path}: field '{field}': {first['msg']}; fix it in the session file.") from None
+
+    return validate_session_file(path, validate)
 
 
 # ----- evaluation -------------------------------------------------------------------------

@@ -29,9 +29,14 @@ def session_image_settings(run_root: Path) -> tuple[int, tuple[str, ...]]:
         return DEFAULT_IMAGE_SIZE, DEFAULT_CAMERAS
     from robot_rl.config import load_session
 
-    kwargs = load_session(config_path).env_kwargs or {}
-    cameras = tuple(kwargs.get("cameras", ("front", "wrist")))
-    return int(kwargs.get("image_size", DEFAULT_IMAGE_SIZE)), cameras[:1]
+    config = load_session(config_path)
+    kwargs = config.env_kwargs or {}
+    cameras = tuple(kwargs.get("cameras", ("front", "wrist")))[:1]
+    image_size = int(kwargs.get("image_size", DEFAULT_IMAGE_SIZE))
+    if config.reward is not None:  # a classifier-reward session says what its classifier sees
+        cameras = tuple(config.reward.cameras) if config.reward.cameras else cameras
+        image_size = config.reward.image_size or image_size
+    return image_size, cameras
 
 
 def train_reward(run_dir: str | Path, dataset: str | Path | None = None, target_fpr: float = 0.01,

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+from robot_rl.config import session_trainer
 
 
 def is_vectorized_session(config_path: str | Path) -> bool:
     """True when the session file asks for this trainer (top-level ``trainer: vectorized``)."""
-    try:
-        raw = yaml.safe_load(Path(config_path).read_text())
-    except (OSError, yaml.YAMLError):
-        return False  # let the regular loader report the problem
-    return isinstance(raw, dict) and raw.get("trainer") == "vectorized"
+    return session_trainer(config_path) == "vectorized"
 
 
 def train_vectorized(*args, **kwargs) -> dict:

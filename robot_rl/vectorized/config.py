@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from robot_rl.config import ConfigError
+from robot_rl.config import validate_session_file
 
 
 class _Strict(BaseModel):
@@ -69,14 +68,4 @@ class VectorSessionConfig(_Strict):
 
 
 def load_vector_session(path: str | Path) -> VectorSessionConfig:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: cannot read the session file ({error}); check the path and the YAML syntax.") from None
-    try:
-        return VectorSessionConfig.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(root)"
-        raise ConfigError(f"{path}: field '{field}': {first['msg']}; fix it in the session file.") from None
+    return validate_session_file(path, VectorSessionConfig.model_validate)

@@ -86,3 +86,20 @@ def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def start_in_process_run(config, run_dir, train_overrides: dict, seed: int | None):
+    """(RunDir, config) for an in-process trainer: overrides applied and re-validated, ``config.yaml`` written.
+
+    ``config`` is a pydantic session model with ``name``, ``seed`` and a ``train`` section; ``None``
+    overrides are ignored; the run defaults to ``runs/<name>``.
+    """
+    import yaml
+
+    train = config.train.model_copy(update={k: v for k, v in train_overrides.items() if v is not None})
+    config = config.model_copy(update={"train": train, **({"seed": seed} if seed is not None else {})})
+    config = type(config).model_validate(config.model_dump())  # re-validate the overrides
+    run = RunDir(Path(run_dir) if run_dir else Path("runs") / config.name)
+    run.make()
+    run.config.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return run, config

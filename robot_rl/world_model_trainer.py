@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from policies.world_model.agent import WorldModelAgent, batch_to_torch
@@ -29,7 +28,7 @@ from robot_rl.config import ConfigError, DemoConfig, SessionConfig, session_trai
 from robot_rl.envs import action_bounds, control_hz, denormalize_action, is_success, make_env
 from robot_rl.episodes import episode_paths, load_episodes_into
 from robot_rl.replay import ReplayBuffer
-from robot_rl.rundir import RunDir, append_jsonl, write_json_atomic
+from robot_rl.rundir import RunDir, append_jsonl, start_in_process_run, write_json_atomic
 from robot_rl.spaces import flatten_obs, obs_spec_from_space
 
 FINAL_EVAL_SEED = 1_000_000  # as robot_rl.session: seeds no training episode used
@@ -275,15 +274,8 @@ def run_training(config: WorldModelSessionConfig, run: RunDir | None, demos_dir:
 
 # ----- the session ------------------------------------------------------------------------
 def prepare_world_model_run(config_path, run_dir=None, max_env_steps=None, max_minutes=None, seed=None):
-    config = load_world_model_session(config_path)
-    run = RunDir(Path(run_dir) if run_dir else Path("runs") / config.name)
-    train = config.train.model_copy(update={k: v for k, v in {
-        "max_env_steps": max_env_steps, "max_minutes": max_minutes}.items() if v is not None})
-    config = config.model_copy(update={"train": train, **({"seed": seed} if seed is not None else {})})
-    config = WorldModelSessionConfig.model_validate(config.model_dump())  # re-validate the overrides
-    run.make()
-    run.config.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    return run, config
+    overrides = {"max_env_steps": max_env_steps, "max_minutes": max_minutes}
+    return start_in_process_run(load_world_model_session(config_path), run_dir, overrides, seed)
 
 
 def train_world_model(config_path, run_dir=None, max_env_steps=None, max_minutes=None, seed=None, quiet=False,

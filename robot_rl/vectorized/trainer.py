@@ -10,14 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from robot_rl.rundir import RunDir, write_json_atomic
+from robot_rl.rundir import RunDir, start_in_process_run, write_json_atomic
 from robot_rl.spaces import ObsSpec
 from robot_rl.vectorized.config import VectorSessionConfig, load_vector_session
 from robot_rl.vectorized.loop import actor_policy, hover_task, run_training
@@ -39,16 +37,8 @@ class StatePolicy(nn.Module):
 
 
 def prepare_vector_run(config_path, run_dir=None, max_env_steps=None, max_minutes=None, seed=None):
-    config = load_vector_session(config_path)
-    run = RunDir(Path(run_dir) if run_dir else Path("runs") / config.name)
-    train = config.train.model_copy(update={k: v for k, v in {
-        "max_env_steps": max_env_steps, "max_seconds": None if max_minutes is None else 60.0 * max_minutes,
-    }.items() if v is not None})
-    config = config.model_copy(update={"train": train, **({"seed": seed} if seed is not None else {})})
-    config = VectorSessionConfig.model_validate(config.model_dump())  # re-validate the overrides
-    run.make()
-    run.config.write_text(yaml.safe_dump(config.model_dump(), sort_keys=False))
-    return run, config
+    overrides = {"max_env_steps": max_env_steps, "max_seconds": None if max_minutes is None else 60.0 * max_minutes}
+    return start_in_process_run(load_vector_session(config_path), run_dir, overrides, seed)
 
 
 def train_vectorized(config_path, run_dir=None, max_env_steps=None, max_minutes=None, seed=None, quiet=False,

@@ -16,16 +16,14 @@ import json
 import numpy as np
 from geometry_msgs.msg import Twist, TwistStamped, Vector3
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float32MultiArray, Float64, String
 
 from robot_rl_ros.deploy_core import DeployCore
 from robot_rl_ros.health import NodeHealth
-from robot_rl_ros.ros_io import COMMAND_QOS, Diagnostics, declare, header, main_for, subscribe_estop
+from robot_rl_ros.ros_io import COMMAND_QOS, LATCHED_QOS, Diagnostics, declare, header, main_for, subscribe_estop
 from robot_rl_ros.stamps import monotonic_to_wall_ns
 
-# latched: a tool that connects after the run ended still gets its summary
-SUMMARY_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+SUMMARY_QOS = LATCHED_QOS  # latched: a tool that connects after the run ended still gets its summary
 
 
 class DeployNode(Node):

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from robot_rl_ros.health import NodeHealth
-from robot_rl_ros.ros_io import Diagnostics, declare, main_for
+from robot_rl_ros.ros_io import LATCHED_QOS, Diagnostics, declare, main_for
 
-# latched: an actor that starts later still learns the endpoint
-ENDPOINT_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ENDPOINT_QOS = LATCHED_QOS  # latched: an actor that starts later still learns the endpoint
 
 
 class PolicyServerNode(Node):

@@ -22,8 +22,9 @@ from robot_rl_ros.stamps import join_ns, split_ns
 SENSOR_QOS = qos_profile_sensor_data  # best effort, keep last 5: a late frame is worth less than the next one
 STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-# latched: a node that starts after the e-stop was pressed still sees it
-ESTOP_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# latched: a late subscriber still gets the last message (an e-stop pressed before it started, a summary, an endpoint)
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ESTOP_QOS = LATCHED_QOS
 DIAGNOSTICS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 ESTOP_TOPIC = "/estop"
 FASTDDS_PROFILE = Path(__file__).with_name("fastdds_profile.xml")

@@ -114,7 +114,7 @@ def _onnx_signature(model) -> dict[str, list]:
     return signature
 
 
-def _mismatch(current: dict, offered: dict) -> str:
+def describe_mismatch(current: dict, offered: dict) -> str:
     """One sentence naming what differs between two name -> shape maps ('' when they agree)."""
     missing, extra = sorted(set(current) - set(offered)), sorted(set(offered) - set(current))
     reshaped = sorted(k for k in set(current) & set(offered) if list(current[k]) != list(offered[k]))
@@ -166,7 +166,7 @@ class OnnxServedPolicy:
             raise WeightsRejected("not_onnx", "an ONNX policy's weights are a whole exported .onnx file "
                                   "(robot-rl export); to follow the learner's weights serve the run with --policy sac") from None
         signature = _onnx_signature(model)
-        problem = _mismatch(self.signature, signature)
+        problem = describe_mismatch(self.signature, signature)
         if problem:
             raise WeightsRejected("weights_mismatch", f"the new export does not match the served one: {problem}")
         fd, tmp = tempfile.mkstemp(suffix=".onnx")
@@ -231,7 +231,7 @@ class SacServedPolicy:
         except Exception:  # safetensors raises its own error type for bytes that are not safetensors
             raise WeightsRejected("not_safetensors", "SAC weights are a safetensors blob of encoder.* and actor.* "
                                   "tensors, as the learner publishes them") from None
-        problem = _mismatch(self.shapes, {name: list(t.shape) for name, t in state.items()})
+        problem = describe_mismatch(self.shapes, {name: list(t.shape) for name, t in state.items()})
         if problem:
             raise WeightsRejected("weights_mismatch", f"the weights do not fit the served network: {problem}")
         self.acting.load(state, version)

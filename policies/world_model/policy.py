@@ -63,14 +63,17 @@ class WorldModelPolicy:
 
     def load_weights(self, blob: bytes, version: int) -> None:
         """safetensors bytes of ``WorldModel.state_dict()``; refused (old weights kept) when they do not fit."""
-        from policies.server import WeightsRejected
+        from policies.server import WeightsRejected, describe_mismatch
 
-        state = safetensors.torch.load(blob)
-        current = self.model.state_dict()
-        mismatch = sorted(k for k in set(current) | set(state)
-                          if k not in state or k not in current or state[k].shape != current[k].shape)
-        if mismatch:
-            raise WeightsRejected("shape_mismatch", f"world-model weights do not fit this model: {mismatch[:3]}")
+        try:
+            state = safetensors.torch.load(blob)
+        except Exception:  # safetensors raises its own error type for bytes that are not safetensors
+            raise WeightsRejected("not_safetensors", "world-model weights are a safetensors blob of "
+                                  "WorldModel.state_dict()") from None
+        problem = describe_mismatch({k: list(v.shape) for k, v in self.model.state_dict().items()},
+                            {k: list(v.shape) for k, v in state.items()})
+        if problem:
+            raise WeightsRejected("weights_mismatch", f"world-model weights do not fit this model: {problem}")
         self.load_state(state, version)
 
     def act(self, state: np.ndarray, explore: bool = False) -> Decision:

@@ -38,8 +38,9 @@ def task_metrics(env, final_infos: list[dict]) -> dict | None:
     first episode's start (milestones such as a first lap); the actor turns them into run env steps
     and wall seconds, and ``*_sim_s`` figures are the matching simulated seconds.
     """
-    episode_metrics = getattr(env.unwrapped, "episode_metrics", None)
-    if episode_metrics is None:
+    try:  # the outermost wrapper that defines it (e.g. a classifier reward adds its figures), else the env's
+        episode_metrics = env.get_wrapper_attr("episode_metrics")
+    except AttributeError:
         return None
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in episode_metrics(final_infos).items()}
 

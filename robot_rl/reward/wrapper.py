@@ -50,9 +50,8 @@ class ClassifierReward(gym.Wrapper):
         self._task_reached = self._classifier_reached = False
         self._episode_late = 0
         self._streak = 0  # consecutive frames the classifier called a success
-        # The actor reads per-episode task figures from env.unwrapped.episode_metrics (robot_rl.actor.task_metrics).
+        # robot_rl.actor.task_metrics finds this wrapper's episode_metrics first; it adds to the task's own figures
         self._task_episode_metrics = getattr(unwrapped, "episode_metrics", None)
-        unwrapped.episode_metrics = self.episode_metrics
 
     def set_human_override(self, success: bool | None) -> None:
         """True/False overrides the classifier until set back to None (a ROS service or UI calls this)."""

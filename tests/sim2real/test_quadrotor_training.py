@@ -151,3 +151,77 @@ def test_launch_file_learns_to_hover_and_the_c_policy_flies(tmp_path):
     assert report["mean_position_error_m_at_200"] < 0.2
     if shutil.which("gcc"):
         assert report["c_firmware_success_rate"] >= 0.7
+
+
+def test_evaluation_worker_flies_the_snapshot_it_was_sent_like_this_process_does():
+    from robot_rl.vectorized.eval_worker import EvalWorker
+    from robot_rl.vectorized.loop import actor_policy, hover_task, make_agent
+    from sim2real.quadrotor.evaluation import evaluate_hover
+
+    config = load_vector_session(LAUNCH)
+    agent = make_agent(config)
+    with torch.no_grad():  # any actor will do; a perturbed one makes the comparison less trivial
+        for parameter in agent.actor.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    worker = EvalWorker(config)
+    try:
+        worker.submit(7, agent.actor, seed=1234, episodes=24)
+        assert not worker.idle
+        result = worker.wait()
+        assert worker.idle and result["index"] == 7
+        here = evaluate_hover(actor_policy(agent), hover_task(config), 24, seed=1234)
+        # same weights, same seeded episodes, one torch thread on both sides: the same figures
+        assert result["success_rate"] == here["success_rate"]
+        assert result["mean_return"] == pytest.approx(here["mean_return"], rel=1e-6)
+
+        wrong = TD3Agent(ob.ACTOR_OBS_DIM, 10, 4, TD3Config(hidden_dims=(8, 8))).actor
+        worker.submit(8, wrong, seed=1, episodes=2)
+        with pytest.raises(RuntimeError, match="evaluation worker failed: RuntimeError"):
+            worker.wait()
+    finally:
+        worker.close()
+    assert worker.process.returncode == 0
+    with pytest.raises(RuntimeError, match="evaluation worker is not running"):  # a dead worker is named, not hung on
+        worker.submit(9, agent.actor, seed=1, episodes=2)
+
+
+def test_subprocess_evaluations_are_all_collected_and_the_final_actor_is_evaluated(tmp_path):
+    from robot_rl.vectorized.loop import run_training
+
+    config = load_vector_session(LAUNCH)
+    train = config.train.model_copy(update={
+        "warmup_env_steps": 200, "max_env_steps": 1200, "eval_every_env_steps": 200, "eval_episodes": 4,
+        "eval_in_subprocess": True, "stop_at_success_rate": None, "keep_best_policy": True})
+    config = config.model_copy(update={"train": train})
+    agent, stats = run_training(config, log=lambda *_: None)
+    evals = stats["periodic_evals"]
+    assert evals and stats["stopped_by"] == "max_env_steps"
+    assert [e["env_steps"] for e in evals] == list(range(200, 1201, 200))  # every snapshot, in order
+    assert evals[-1]["updates"] == stats["learner_updates"]  # the final actor was evaluated before being kept
+    assert stats["eval_worker_cpu_s"] > 0
+
+
+def test_periodic_evaluations_pick_the_best_snapshot_and_stop_at_the_stop_rate():
+    from robot_rl.vectorized.loop import actor_policy, run_training
+
+    config = load_vector_session(LAUNCH)
+    train = config.train.model_copy(update={
+        "warmup_env_steps": 200, "max_env_steps": 1000, "eval_every_env_steps": 200, "keep_best_policy": True,
+        "stop_at_success_rate": None})
+    scripted = iter([0.1, 0.6, 0.2, 0.3, 0.1])  # the second snapshot (400 env steps) is the best
+    outputs = {}
+    probe = np.random.default_rng(0).standard_normal((8, ob.ACTOR_OBS_DIM)).astype(np.float32)
+
+    def evaluate(policy, seed):
+        outputs[len(outputs)] = policy(probe)
+        return {"success_rate": next(scripted), "mean_return": 0.0}
+
+    agent, stats = run_training(config.model_copy(update={"train": train}), log=lambda *_: None, evaluate=evaluate)
+    assert [e["success_rate"] for e in stats["periodic_evals"]] == [0.1, 0.6, 0.2, 0.3, 0.1]
+    assert stats["restored_best_eval"]["env_steps"] == 400 and stats["stopped_by"] == "max_env_steps"
+    np.testing.assert_array_equal(actor_policy(agent)(probe), outputs[1])  # the final actor is that snapshot
+
+    scripted = iter([0.1, 0.2, 0.95, 0.99])
+    train = train.model_copy(update={"stop_at_success_rate": 0.9})
+    agent, stats = run_training(config.model_copy(update={"train": train}), log=lambda *_: None, evaluate=evaluate)
+    assert stats["stopped_by"] == "success_rate" and stats["env_steps"] == 600

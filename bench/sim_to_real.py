@@ -14,6 +14,13 @@ TD3's success swings between evaluations, and picking that way never looks at th
 on the nominal simulator instead, the robust arm of seed 0 kept a snapshot with 0.736 nominal and 0.0 on
 the real variant: what flies the nominal model best need not be what the randomization taught.)
 
+Measured (2 shared cores, 500 episodes each; robust drop = nominal-sim success minus real-variant success):
+- 300k env steps, seeds 0/1/2: plain 0.786/0.794/0.954 -> 0.0/0.0/0.0 on the real variant; robust
+  0.556/0.958/0.434 -> 0.496/0.506/0.0, drops 6.0/45.2/43.4 points (median 43.4);
+- 600k env steps, robust only: 0.87/0.978/1.0 -> 0.38/0.018/0.254, drops 49/96/75 points.
+So the plain policy's collapse is reproducible, but randomization and delay modelling do NOT yet keep the
+success within 10 points on this variant (1.2x mass with 0.85x thrust sits in a corner of the training box).
+
 Prints one JSON line (per seed and medians). Usage:
 python bench/sim_to_real.py [--seeds 3] [--env-steps 300000] [--episodes 500] [--full-task]
 """

@@ -244,9 +244,10 @@ def run_training(config: VectorSessionConfig, log=print, progress=None, env_fact
     cpu_s = time.process_time() - start_cpu  # what the run costs on an idle core, whatever else shares the machine
     stats = {
         "env_steps": env_steps, "learner_updates": agent.updates, "wall_s": wall_s, "cpu_s": cpu_s, "stopped_by": stopped_by,
-        "env_s": env_s, "update_s": update_s, "eval_s": evaluations.eval_s, "eval_worker_cpu_s": evaluations.worker_cpu_s, "env_steps_per_s": env_steps / max(env_s, 1e-9),
+        "env_s": env_s, "update_s": update_s, "env_steps_per_s": env_steps / max(env_s, 1e-9),
         "updates_per_s": agent.updates / max(update_s, 1e-9), "periodic_evals": evaluations.evals, "restored_best_eval": restored,
-        "eval_wait_s": round(evaluations.waited_s, 2),
+        "eval_s": evaluations.eval_s, "eval_wait_s": round(evaluations.waited_s, 2),
+        "eval_worker_cpu_s": evaluations.worker_cpu_s,
         "final_reward_weights": {k: getattr(weights, k) for k in ("position", "linear_velocity", "action")},
         "last_metrics": {k: float(v) for k, v in metrics.items()},
     }

@@ -13,6 +13,11 @@ included) to the first completed lap and to a lap within 1.3x of the fast expert
 processes, one seed per ``--seeds``) and prints the report's lap figures: env steps, actor wall
 seconds and simulated seconds to the first training lap and to the first within 1.3x, the final
 deterministic evaluation's lap times and ratio, training wall time and simulated driving time.
+``--session --config launch/sim_rc_car_camera.yaml`` does the same for the camera session (frozen
+pretrained encoder, 10 critics, UTD 8; the encoder is pretrained inside each session first) and
+adds the encoder's pretraining wall time, held-out error and the embedding env's steps/s; keys
+``wall_s_to_first_lap`` / ``sim_s_to_first_lap`` / ``wall_s_to_1p3_bar`` / ``sim_s_to_1p3_bar`` are
+the training milestones, ``lap_time_ratio`` the final deterministic evaluation's best lap / expert best.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import itertools
 import json
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -141,20 +147,51 @@ def learn(seed: int, expert_best_s: float, num_critics: int = 2, utd: int = 2, m
 
 
 def session(seed: int, config: str = "launch/sim_rc_car_state.yaml") -> dict:
-    """One `robot-rl train` session; the report's lap figures."""
+    """One `robot-rl train` session; the report's lap figures (and, for the camera session, the encoder's)."""
+    from robot_rl.config import load_session
+    from robot_rl.envs import make_env
     from robot_rl.session import train
 
     with tempfile.TemporaryDirectory() as run_dir:
+        before, wall_start = os.times(), time.perf_counter()
         report = train(config, run_dir=run_dir, seed=seed, quiet=True, log=lambda *_: None)
-    out = {"seed": seed, "env_steps": report["env_steps"], "training_wall_s": report["training_wall_s"],
-           "training_sim_time_s": report.get("training_sim_time_s")}
+        after = os.times()  # learner and actor are waited-for children: their CPU time is counted here
+        cpu_s = sum(getattr(after, k) - getattr(before, k) for k in ("user", "system", "children_user", "children_system"))
+        out = {"seed": seed, "env_steps": report["env_steps"], "session_wall_s": round(time.perf_counter() - wall_start, 1),
+               "session_cpu_s": round(cpu_s, 1),
+               "training_wall_s": report["training_wall_s"], "training_sim_time_s": report.get("training_sim_time_s")}
+        encoder_report = Path(run_dir) / "encoder" / "rc_car_camera_encoder.json"
+        if encoder_report.exists():  # the camera session pretrained its frozen encoder first
+            pretrain = json.loads(encoder_report.read_text())
+            out.update(encoder_pretrain_wall_s=pretrain["wall_s"], encoder_heldout_mae=round(pretrain["heldout"]["mae"], 4))
+            out["embedding_env_steps_per_s"] = round(_env_rate_of(make_env(load_session(Path(run_dir) / "config.yaml"))), 1)
     for name, when in (report.get("training_milestones") or {}).items():
         for unit in ("env_steps", "wall_s", "sim_s"):
             out[f"{name}_{unit}"] = when and when[unit]
     task = report.get("task_metrics") or {}
     for key in ("best_lap_time_s", "mean_lap_time_s", "lap_time_ratio", "recoveries_per_lap", "expert_best_lap_s"):
         out[f"eval_{key}"] = task.get(key)
+    out["onnx_eval_lap_time_ratio"] = (report.get("onnx_task_metrics") or {}).get("lap_time_ratio")
+    # the issue's names: to the first training lap and to the first training lap within 1.3x of the expert's best
+    first, bar = (report.get("training_milestones") or {}).get("first_lap"), (report.get("training_milestones") or {}).get("lap_within_bar")
+    out.update(wall_s_to_first_lap=first and first["wall_s"], sim_s_to_first_lap=first and first["sim_s"],
+               wall_s_to_1p3_bar=bar and bar["wall_s"], sim_s_to_1p3_bar=bar and bar["sim_s"],
+               lap_time_ratio=task.get("lap_time_ratio"))
     return out
+
+
+def _env_rate_of(env, seconds: float = 1.5) -> float:
+    from robot_rl.envs import make_expert
+
+    expert = make_expert(env)
+    obs, _ = env.reset(seed=0)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        obs, _, _, truncated, _ = env.step(expert.act(obs))
+        steps += 1
+        if truncated:
+            obs, _ = env.reset()
+    return steps / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -163,16 +200,20 @@ def main() -> None:
     parser.add_argument("--learn", action="store_true", help="add the learning figures (3 seeds, minutes each)")
     parser.add_argument("--session", action="store_true", help="the learning figures through `robot-rl train` instead")
     parser.add_argument("--seeds", type=int, default=1, help="sessions for --session (about 10 min each on 2 cores)")
+    parser.add_argument("--first-seed", type=int, default=0, help="--session runs seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--config", default="launch/sim_rc_car_state.yaml",
+                        help="session file for --session; launch/sim_rc_car_camera.yaml: camera + frozen encoder, 10 critics, UTD 8")
     args = parser.parse_args()
     if args.tune:
         print(json.dumps(tune(args.tune)))
         return
     if args.session:
         torch.set_num_threads(1)
-        runs = [session(seed) for seed in range(args.seeds)]
+        runs = [session(seed, args.config) for seed in range(args.first_seed, args.first_seed + args.seeds)]
         keys = [k for k, v in runs[0].items() if k != "seed" and isinstance(v, (int, float))]
         result = {k: float(np.median([r[k] for r in runs])) for k in keys if all(r[k] is not None for r in runs)}
-        print(json.dumps({**result, "runs": runs}))
+        result["sim_steps_per_s"] = round(_env_rate("pixels"), 1)  # one car, camera 64x64, full task step
+        print(json.dumps({"config": args.config, "seeds": args.seeds, **result, "runs": runs}))
         return
     pixels_rate, state_rate = _env_rate("pixels"), _env_rate("state")
     result = {

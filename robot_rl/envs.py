@@ -16,6 +16,10 @@ EXPERTS = {
     "RCCarRaceEnv": "sim2real.rc_car.expert:RCCarExpert",
 }
 
+RC_CAR_CAMERA_ENV = "robot_rl/RCCarRaceEmbedding-v0"  # RC car camera through its frozen pretrained encoder (CPU path)
+if RC_CAR_CAMERA_ENV not in gym.registry:
+    gym.register(id=RC_CAR_CAMERA_ENV, entry_point="sim2real.rc_car.embedding:make_embedding_env")
+
 
 def make_env(config: SessionConfig, **overrides) -> gym.Env:
     # headless rendering by default (read by MuJoCo when first imported, which happens below)

@@ -23,6 +23,7 @@ from robot_rl.actor import (
 )
 from robot_rl.config import ConfigError, SessionConfig, dump_session, load_session
 from robot_rl.envs import (
+    RC_CAR_CAMERA_ENV,
     action_bounds,
     control_hz,
     denormalize_action,
@@ -68,6 +69,10 @@ def prepare_run(config_path: str | Path, run_dir: str | Path | None = None, **ov
     config = SessionConfig.model_validate(config.model_dump())  # re-validate the overrides
     run.make()
     config = prepare_reward(config, run.root)  # a classifier reward: checkpoint path made absolute, trained if missing
+    if config.env == RC_CAR_CAMERA_ENV:  # its frozen camera encoder: path made absolute, pretrained if missing
+        from sim2real.rc_car.embedding import prepare_camera_encoder  # the RC car sim (and scipy) only for this env
+
+        config = prepare_camera_encoder(config, run.root)
     dump_session(config, run.config)
     write_spec(run, config)
     ensure_keys(run.root)
@@ -243,6 +248,14 @@ def finalize(run: RunDir, config: SessionConfig, stats: dict, wall_s: float, log
 
         exported, onnx_env = export_residual_session(policy.deploy, config, export_spec, run.exports / "policy.onnx",
                                                      parity_observations(run, spec, env), env)
+    elif config.env == RC_CAR_CAMERA_ENV:  # frozen camera encoder + actor in one camera-in graph, evaluated on the camera env
+        from sim2real.rc_car.embedding import export_camera_session
+
+        exported, onnx_env = export_camera_session(policy.deploy, env, lambda e, s: build_export_spec(
+            e, s, control_hz=control_hz(e, config), env_id="robot_rl/RCCarRace-v0",
+            env_kwargs={k: v for k, v in config.env_kwargs.items() if k != "encoder_path"},
+            session=config.name, training_run=run.root, policy_version=stats.get("policy_version", 0),
+            learner_updates=stats.get("learner_updates", 0)), run.exports / "policy.onnx")
     else:
         exported, onnx_env = export_onnx(policy.deploy, export_spec, run.exports / "policy.onnx",
                                          parity_observations(run, spec, env)), env

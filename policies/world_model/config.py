@@ -56,8 +56,11 @@ class PlannerSettings(_Strict):
     temperature: float = Field(0.5, gt=0, description="softmax temperature over elite values (TD-MPC2)")
     min_std: float = Field(0.05, gt=0, description="(TD-MPC2)")
     max_std: float = Field(2.0, gt=0, description="(TD-MPC2)")
-    # not in TD-MPC2: without a warm start, search around the prior's own rollout instead of around zero
-    init_from_prior: bool = False
+    # not in TD-MPC2 (MoDem-V2's policy centering, Lancaster et al. 2023): every decision searches around the prior's
+    # deterministic rollout from the current state; the previous plan, shifted, is scored as one candidate instead of
+    # being the search's centre, since a centre refit to the model's errors drifts further off the data each step
+    # (measured on pick-cube after 1000 env steps, 100 episodes, max_std 0.2: 0.75 success warm-started, 0.90 centred)
+    center_on_prior: bool = False
     # not in TD-MPC2: the decision must meet the control deadline; None plans all iterations whatever they cost
     time_budget_ms: float | None = Field(None, gt=0)
     # the next iteration runs only if elapsed + margin * (slowest recent iteration) still fits the budget

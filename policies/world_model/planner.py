@@ -2,7 +2,8 @@
 
 One decision: encode the observation, roll out ``num_pi_trajs`` policy-prior sequences, then
 iterate: sample Gaussian sequences around the mean (warm-started from the previous decision's plan
-shifted by one step), score every sequence by its predicted discounted reward plus the terminal Q,
+shifted by one step; with ``center_on_prior``, around the prior's own plan, the shifted plan being one
+candidate), score every sequence by its predicted discounted reward plus the terminal Q,
 refit mean/std to the softmax-weighted elites. All sequences are scored in one batch per step.
 
 The time budget: the planner times each of its own iterations and starts the next one only if
@@ -119,9 +120,12 @@ class MPPIPlanner:
 
         total = cfg.num_samples + cfg.num_pi_trajs
         z_all = z.expand(total, -1)
-        mean = self.initial_mean()
-        if self.prev_mean is None and cfg.init_from_prior and cfg.num_pi_trajs:
-            mean = pi_actions.mean(1)
+        mean, warm_start = self.initial_mean(), None
+        if cfg.center_on_prior:
+            prior_plan = self._prior_rollout(z)
+            if self.prev_mean is not None:  # the shifted plan competes as a candidate; its empty last step is the prior's
+                warm_start = torch.cat([mean[:-1], prior_plan[-1:]])
+            mean = prior_plan
         std = torch.full((horizon, dim), cfg.max_std)
         actions = torch.empty(horizon, total, dim)
         actions[:, : cfg.num_pi_trajs] = pi_actions
@@ -133,6 +137,8 @@ class MPPIPlanner:
             iteration_start = time.perf_counter()
             noise = torch.randn(horizon, cfg.num_samples, dim, generator=self.generator)
             actions[:, cfg.num_pi_trajs:] = (mean.unsqueeze(1) + std.unsqueeze(1) * noise).clamp(-1, 1)
+            if warm_start is not None:
+                actions[:, cfg.num_pi_trajs] = warm_start
             value = self._value(z_all, actions).nan_to_num(0.0)
             elite_values, elite_idx = torch.topk(value, cfg.num_elites)
             elite_actions = actions[:, elite_idx]
@@ -156,6 +162,16 @@ class MPPIPlanner:
         self.prev_mean = mean
         path = "planned" if iterations == cfg.iterations else "truncated"
         return Decision(action.numpy().copy(), path, iterations, (time.perf_counter() - start) * 1e3)
+
+    def _prior_rollout(self, z: torch.Tensor) -> torch.Tensor:
+        """The prior's deterministic plan [H, A] from latent ``z`` [1, L], through the latent dynamics."""
+        plan = torch.empty(self.settings.horizon, self.action_dim)
+        for t in range(self.settings.horizon):
+            action = self.model.pi_mean(z)
+            plan[t] = action[0]
+            if t < self.settings.horizon - 1:
+                z = self.model.next(z, action)
+        return plan
 
     def _probe(self) -> bool:
         """Every PROBE_AFTER-th fallback in a row plans one iteration anyway, to re-measure.

@@ -143,6 +143,23 @@ def test_warm_start_shifts_the_previous_plan():
     assert torch.equal(planner.initial_mean(), torch.zeros(3, 2))
 
 
+def test_centred_planner_searches_around_the_prior_plan_and_scores_the_warm_start():
+    # a fresh model values every plan at 0, so the search's centre and spread alone place the action
+    planner = _planner(budget_ms=None, center_on_prior=True, max_std=0.1)
+    with torch.no_grad():
+        planner.model.pi[-1].bias[:2] = torch.tensor([0.8, -0.6])  # a prior that acts away from zero
+    state = np.ones(6, np.float32)
+    with torch.no_grad():
+        prior = planner.model.pi_mean(planner.model.encode(torch.from_numpy(state)[None]))[0].numpy()
+    for _ in range(3):  # later decisions too: the previous plan is a candidate, not the centre
+        action = planner.plan(state).action
+        assert np.abs(action - prior).max() < 0.1, (action, prior)
+    warm = _planner(budget_ms=None, max_std=0.1)  # TD-MPC2's search starts around zero
+    with torch.no_grad():
+        warm.model.pi[-1].bias[:2] = torch.tensor([0.8, -0.6])
+    assert np.abs(warm.plan(state).action - prior).max() > 0.3
+
+
 def _reach_buffer(episodes: int, seed: int) -> ReplayBuffer:
     """A 2-D point that moves by 0.2 * action; reward is 1 inside 0.3 of the origin; random actions."""
     rng = np.random.default_rng(seed)
@@ -186,6 +203,14 @@ def test_training_reduces_losses_and_planning_beats_random_actions_on_a_toy_reac
     random = _reach_return(lambda x: rng.uniform(-1, 1, 2), seed=1)
     # measured over seeds 0-2: planned 8.3-8.4 of 10 steps inside the goal, random actions 0.7
     assert planned > random + 4.0
+    # centring the search on a poor prior (this one maximizes an early Q) still lets the values choose: measured
+    # over seeds 0-1, centred with TD-MPC2's max_std 2: 8.3-8.4, the prior alone 0.1-0.3
+    centred = MPPIPlanner(agent.model, PlannerSettings(num_samples=64, num_pi_trajs=8, num_elites=8, iterations=3,
+                                                       center_on_prior=True), discount=0.97, seed=0)
+    with torch.no_grad():
+        prior = _reach_return(lambda x: agent.model.pi_mean(agent.model.encode(torch.from_numpy(x)[None]))[0].numpy(),
+                              seed=1)
+    assert _reach_return(lambda x: centred.plan(x).action, seed=1) > prior + 4.0
 
 
 def test_world_model_policy_serves_batches_and_swaps_weights():

@@ -45,9 +45,8 @@ from sim2real.rc_car.expert import PurePursuit, PursuitTuning, RCCarExpert
 from sim2real.rc_car.track import TRACKS
 
 
-def _env_rate(obs_mode: str, seconds: float = 1.5) -> float:
-    env = RCCarRaceEnv(obs_mode=obs_mode)
-    expert = RCCarExpert(env, "fast")
+def _env_rate_of(env, expert, seconds: float = 1.5) -> float:
+    """Env steps per second of wall time, driven by ``expert``."""
     obs, _ = env.reset(seed=0)
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -56,6 +55,11 @@ def _env_rate(obs_mode: str, seconds: float = 1.5) -> float:
         if truncated:
             obs, _ = env.reset()
     return steps / (time.perf_counter() - start)
+
+
+def _env_rate(obs_mode: str, seconds: float = 1.5) -> float:
+    env = RCCarRaceEnv(obs_mode=obs_mode)
+    return _env_rate_of(env, RCCarExpert(env, "fast"), seconds)
 
 
 def _vec_rate(n: int = 256, seconds: float = 1.5) -> float:
@@ -149,7 +153,7 @@ def learn(seed: int, expert_best_s: float, num_critics: int = 2, utd: int = 2, m
 def session(seed: int, config: str = "launch/sim_rc_car_state.yaml") -> dict:
     """One `robot-rl train` session; the report's lap figures (and, for the camera session, the encoder's)."""
     from robot_rl.config import load_session
-    from robot_rl.envs import make_env
+    from robot_rl.envs import make_env, make_expert
     from robot_rl.session import train
 
     with tempfile.TemporaryDirectory() as run_dir:
@@ -164,7 +168,8 @@ def session(seed: int, config: str = "launch/sim_rc_car_state.yaml") -> dict:
         if encoder_report.exists():  # the camera session pretrained its frozen encoder first
             pretrain = json.loads(encoder_report.read_text())
             out.update(encoder_pretrain_wall_s=pretrain["wall_s"], encoder_heldout_mae=round(pretrain["heldout"]["mae"], 4))
-            out["embedding_env_steps_per_s"] = round(_env_rate_of(make_env(load_session(Path(run_dir) / "config.yaml"))), 1)
+            embedding_env = make_env(load_session(Path(run_dir) / "config.yaml"))
+            out["embedding_env_steps_per_s"] = round(_env_rate_of(embedding_env, make_expert(embedding_env)), 1)
     for name, when in (report.get("training_milestones") or {}).items():
         for unit in ("env_steps", "wall_s", "sim_s"):
             out[f"{name}_{unit}"] = when and when[unit]
@@ -178,20 +183,6 @@ def session(seed: int, config: str = "launch/sim_rc_car_state.yaml") -> dict:
                wall_s_to_1p3_bar=bar and bar["wall_s"], sim_s_to_1p3_bar=bar and bar["sim_s"],
                lap_time_ratio=task.get("lap_time_ratio"))
     return out
-
-
-def _env_rate_of(env, seconds: float = 1.5) -> float:
-    from robot_rl.envs import make_expert
-
-    expert = make_expert(env)
-    obs, _ = env.reset(seed=0)
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        obs, _, _, truncated, _ = env.step(expert.act(obs))
-        steps += 1
-        if truncated:
-            obs, _ = env.reset()
-    return steps / (time.perf_counter() - start)
 
 
 def main() -> None:

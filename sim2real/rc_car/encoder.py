@@ -173,7 +173,7 @@ def load_encoder(path: str | Path, image_size: int = 64):
     path = Path(path)
     if not path.is_file():
         raise EncoderError(f"camera encoder {path} does not exist: run a session with this launch file (it pretrains "
-                           "one) or `python -m sim2real.rc_car.encoder {path}`.")
+                           f"one) or `python -m sim2real.rc_car.encoder {path}`.")
     redo = f"delete {path} and let the session pretrain it again, or point encoder_path at a matching file."
     try:
         with safe_open(str(path), framework="pt") as f:

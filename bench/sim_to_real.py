@@ -42,7 +42,7 @@ from robot_rl.vectorized.loop import actor_policy, hover_task, run_training
 from sim2real.latency import VecActionDelay
 from sim2real.quadrotor import observation as ob
 from sim2real.quadrotor.env import VecQuadrotorHover
-from sim2real.quadrotor.evaluation import SUCCESS_RADIUS_M
+from sim2real.quadrotor.evaluation import evaluate_hover
 from sim2real.quadrotor.params import CRAZYFLIE
 from sim2real.quadrotor.task import DomainRandomization
 
@@ -112,23 +112,9 @@ def train(config, task, eval_task, delay_ms, env_steps, max_seconds, select_ever
 
 
 def evaluate(policy, task, params, delay_ms, episodes, seed):
-    """Hover success (as sim2real.quadrotor.evaluation): full length without termination, ending within 0.2 m."""
+    """Hover success (sim2real.quadrotor.evaluation's rule) with `params` behind the action delay."""
     env = make_env(episodes, task, params, delay_ms, seed, autoreset=False)
-    obs, _ = env.reset(seed=seed)
-    alive = np.ones(episodes, bool)
-    for _ in range(task.episode_steps):
-        obs, _, terminated, _, _ = env.step(np.asarray(policy(obs), np.float64))
-        crashed = np.flatnonzero(terminated)
-        alive &= ~terminated
-        if crashed.size:  # park crashed vehicles (again) so their states stay finite; they count as failures
-            env.set_state(crashed, position_m=env.state["target_position_m"][crashed], quaternion_wxyz=[1, 0, 0, 0],
-                          linear_velocity_m_s=0.0, angular_velocity_rad_s=0.0)
-            obs = env.actor_obs.copy()
-            if delay_ms:  # set_state rebuilt the observation from the applied actions: restore the sent ones
-                obs[:, ob.HISTORY] = env.sent_history
-    state = env.state
-    error = np.linalg.norm(state["position_m"] - state["target_position_m"], axis=1)
-    return round(float((alive & (error < SUCCESS_RADIUS_M)).mean()), 3)
+    return round(evaluate_hover(policy, task, episodes, seed, env=env)["success_rate"], 3)
 
 
 def main() -> None:

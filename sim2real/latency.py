@@ -298,6 +298,16 @@ class VecActionDelay:
         return getattr(self.env, name)
 
     @property
+    def actor_obs(self) -> np.ndarray:
+        """The wrapped env's current actor observation with the actions as sent in its history columns."""
+        obs = self.env.actor_obs
+        if self._history_columns is None:
+            return obs
+        obs = obs.copy()
+        obs[:, self._history_columns] = self._sent_history
+        return obs
+
+    @property
     def sent_history(self) -> np.ndarray | None:
         """(N, history width) the actions as sent, oldest first; None without `history_columns`."""
         return None if self._sent_history is None else self._sent_history.copy()

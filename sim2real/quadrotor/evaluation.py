@@ -20,9 +20,17 @@ L2F_BOX_M = 0.6  # L2F's termination distance per axis
 
 
 def evaluate_hover(policy: PolicyFn, task: HoverTaskConfig, episodes: int = 1000, seed: int = 0,
-                   success_radius_m: float = SUCCESS_RADIUS_M, report_steps: tuple[int, ...] = (100, 200)) -> dict:
-    """Runs ``episodes`` episodes of ``task.episode_steps`` steps from the task's random initial states."""
-    env = VecQuadrotorHover(episodes, task, seed=seed, autoreset=False)
+                   success_radius_m: float = SUCCESS_RADIUS_M, report_steps: tuple[int, ...] = (100, 200),
+                   env=None) -> dict:
+    """Runs ``episodes`` episodes of ``task.episode_steps`` steps from the task's random initial states.
+
+    ``env``: the vector env to fly instead of the nominal ``VecQuadrotorHover`` (other parameters, an
+    action delay wrapper); built with ``autoreset=False`` and ``episodes`` envs, with its state API.
+    """
+    if env is None:
+        env = VecQuadrotorHover(episodes, task, seed=seed, autoreset=False)
+    elif env.num_envs != episodes:
+        raise ValueError(f"evaluate_hover: the given env runs {env.num_envs} envs, not the {episodes} episodes asked for.")
     obs, _ = env.reset(seed=seed)
     alive = np.ones(episodes, bool)
     returns = np.zeros(episodes)
@@ -34,11 +42,8 @@ def evaluate_hover(policy: PolicyFn, task: HoverTaskConfig, episodes: int = 1000
         alive &= ~terminated
         state = env.state
         excursion_m = np.maximum(excursion_m, np.abs(state["position_m"] - state["target_position_m"]).max(axis=1) * alive)
-        crashed = np.flatnonzero(terminated)
-        if crashed.size:  # park crashed vehicles (again) at rest so their states stay finite; they count as failures
-            env.set_state(crashed, position_m=env.state["target_position_m"][crashed], quaternion_wxyz=[1, 0, 0, 0],
-                          linear_velocity_m_s=0.0, angular_velocity_rad_s=0.0)
-            obs = env.actor_obs
+        if terminated.any():
+            obs = _park_crashed(env, terminated)
         if step in report_steps:
             errors_at[step] = np.where(alive, _position_error(env), task.termination_position_m)
     final_error = _position_error(env)
@@ -78,6 +83,15 @@ def figure_eight_rmse(policy: PolicyFn, task: HoverTaskConfig, laps: float = 2.0
             "figure_eight_period_s": track.figure_eight_period_s, "figure_eight_laps": laps}
 
 
+def _park_crashed(env, terminated: np.ndarray) -> np.ndarray:
+    """Parks crashed vehicles (again) at rest on the target so their states stay finite (they count as
+    failures); returns the actor observation after that."""
+    crashed = np.flatnonzero(terminated)
+    env.set_state(crashed, position_m=env.state["target_position_m"][crashed], quaternion_wxyz=[1, 0, 0, 0],
+                  linear_velocity_m_s=0.0, angular_velocity_rad_s=0.0)
+    return env.actor_obs
+
+
 def _position_error(env: VecQuadrotorHover) -> np.ndarray:
     state = env.state
     return np.linalg.norm(state["position_m"] - state["target_position_m"], axis=1)
@@ -101,11 +115,8 @@ def evaluate_hover_firmware(firmware, task: HoverTaskConfig, episodes: int = 50,
         action = firmware.control(obs[:, :18])
         obs, _, terminated, _, _ = env.step(np.where(alive[:, None], action, 0.0).astype(np.float64))
         alive &= ~terminated
-        crashed = np.flatnonzero(terminated)
-        if crashed.size:
-            env.set_state(crashed, position_m=env.state["target_position_m"][crashed], quaternion_wxyz=[1, 0, 0, 0],
-                          linear_velocity_m_s=0.0, angular_velocity_rad_s=0.0)
-            obs = env.actor_obs
+        if terminated.any():
+            obs = _park_crashed(env, terminated)
     final_error = _position_error(env)
     success = alive & (final_error < success_radius_m)
     return {"episodes": episodes, "success_rate": float(success.mean()), "terminated_rate": float((~alive).mean()),

@@ -184,6 +184,11 @@ def test_vec_action_delay_on_the_quadrotor_applies_actions_three_steps_late():
     # the policy's observation remembers what it sent, in-flight actions included
     for view in (obs, info["critic_obs"]):
         np.testing.assert_allclose(view[:, HISTORY][:, -20:].reshape(2, 5, 4), np.stack(sent, axis=1), atol=1e-6)
+    # and so does the wrapper's actor_obs, also after set_state rebuilt the env's own from the applied actions
+    env.set_state([0], position_m=[0.0, 0.0, 0.0])
+    assert not np.allclose(env.env.actor_obs[0, HISTORY], env.sent_history[0])
+    np.testing.assert_allclose(env.actor_obs[:, HISTORY], env.sent_history)
+    np.testing.assert_allclose(env.actor_obs[:, :18], env.env.actor_obs[:, :18])
     with pytest.raises(ValueError, match="whole steps"):
         VecActionDelay(VecQuadrotorHover(1), 25.0, control_period_s=0.01)
 

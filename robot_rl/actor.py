@@ -45,12 +45,17 @@ def task_metrics(env, final_infos: list[dict]) -> dict | None:
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in episode_metrics(final_infos).items()}
 
 
-def evaluate_policy(env, policy_fn, episodes: int, seed: int) -> dict:
-    """Deterministic evaluation: ``policy_fn(obs_dict) -> env action``; adds the env's ``task_metrics``."""
+def evaluate_policy(env, policy_fn, episodes: int, seed: int, on_reset=None) -> dict:
+    """Deterministic evaluation: ``policy_fn(obs_dict) -> env action``; adds the env's ``task_metrics``.
+
+    ``on_reset()`` (optional) runs at every episode start, e.g. to drop a planner's previous plan.
+    """
     spec = obs_spec_from_space(env.observation_space)
     returns, successes, lengths, final_infos = [], [], [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
+        if on_reset is not None:
+            on_reset()
         total, length, success = 0.0, 0, None
         while True:
             obs, reward, terminated, truncated, info = env.step(policy_fn(flatten_obs(spec, obs)))

@@ -25,7 +25,8 @@ from policies.world_model.policy import PriorPolicy, model_to_bytes
 from policies.world_model.presets import preset
 from policies.world_model.sequences import concat_sequences, sample_sequences
 from robot_rl.config import ConfigError, DemoConfig, SessionConfig, session_trainer, validate_session_file
-from robot_rl.envs import action_bounds, control_hz, denormalize_action, is_success, make_env
+from robot_rl.actor import evaluate_policy
+from robot_rl.envs import action_bounds, control_hz, denormalize_action, make_env
 from robot_rl.episodes import episode_paths, load_episodes_into
 from robot_rl.replay import ReplayBuffer
 from robot_rl.rundir import RunDir, append_jsonl, start_in_process_run, write_json_atomic
@@ -114,24 +115,9 @@ def decision_figures(decisions: list) -> dict:
 
 
 def evaluate(env, act, episodes: int, seed: int, reset=None) -> dict:
-    """``act(obs_dict) -> normalized action``; ``reset()`` (optional) at every episode start."""
-    spec = obs_spec_from_space(env.observation_space)
+    """``act(obs_dict) -> normalized action``, through the sessions' evaluation; ``reset()`` at every episode start."""
     low, high = action_bounds(env)
-    returns, successes = [], []
-    for episode in range(episodes):
-        raw, _ = env.reset(seed=seed + episode)
-        if reset is not None:
-            reset()
-        total, success = 0.0, False
-        while True:
-            raw, reward, terminated, truncated, info = env.step(denormalize_action(act(flatten_obs(spec, raw)), low, high))
-            total += float(reward)
-            success = bool(is_success(info)) or success
-            if terminated or truncated:
-                break
-        returns.append(total)
-        successes.append(float(success))
-    return {"mean_return": float(np.mean(returns)), "success_rate": float(np.mean(successes)), "episodes": episodes}
+    return evaluate_policy(env, lambda obs: denormalize_action(act(obs), low, high), episodes, seed, on_reset=reset)
 
 
 def evaluate_planner(env, planner, episodes: int, seed: int) -> dict:
@@ -324,8 +310,7 @@ def finalize(run: RunDir, config: WorldModelSessionConfig, agent, planner, stats
     export_spec["policy"] = "world-model policy prior (the MPPI planner is not exportable: it samples and sorts in a loop)"
     exported = export_onnx(prior, export_spec, run.exports / "policy.onnx", parity_observations(run, spec, env))
     onnx_policy = OnnxPolicy(exported["path"])
-    onnx_eval = evaluate(env, lambda o: np.asarray(
-        (onnx_policy(o) - (high + low) / 2) / ((high - low) / 2), np.float32), episodes, FINAL_EVAL_SEED)
+    onnx_eval = evaluate_policy(env, onnx_policy, episodes, FINAL_EVAL_SEED)  # the export acts in env units
     env.close()
     return {
         "task": config.env, "session": config.name, "seed": config.seed, "trainer": "world_model",
@@ -336,7 +321,8 @@ def finalize(run: RunDir, config: WorldModelSessionConfig, agent, planner, stats
         "steps_to_bar": stats["steps_to_bar"], "steps_to_bar_prior": stats["steps_to_bar_prior"],
         "demo_transitions": stats["demo_transitions"],
         "eval_episodes": episodes, "eval_return": planned["mean_return"], "success_rate": planned["success_rate"],
-        "planner": {k: v for k, v in planned.items() if k not in ("mean_return", "success_rate", "episodes")},
+        "planner": {k: v for k, v in planned.items()
+                    if k not in ("mean_return", "success_rate", "episodes", "mean_length", "task_metrics")},
         "planner_time_budget_ms": planner_settings.time_budget_ms,
         "budget_in_training": config.train.budget_in_training,
         "prior_eval_return": prior_eval["mean_return"], "prior_success_rate": prior_eval["success_rate"],

@@ -8,7 +8,6 @@ not an ONNX graph, and an exported world-model policy acts with its prior alone.
 from __future__ import annotations
 
 import numpy as np
-import safetensors.torch
 import torch
 from torch import nn
 
@@ -34,7 +33,9 @@ class PriorPolicy(nn.Module):
 
 
 def model_to_bytes(model: WorldModel) -> bytes:
-    return safetensors.torch.save({k: v.detach().contiguous() for k, v in model.state_dict().items()})
+    from robot_rl.acting import weights_to_bytes  # the link's one weights format (imported late: robot_rl imports policies)
+
+    return weights_to_bytes({k: v.detach().contiguous() for k, v in model.state_dict().items()})
 
 
 class WorldModelPolicy:
@@ -64,9 +65,10 @@ class WorldModelPolicy:
     def load_weights(self, blob: bytes, version: int) -> None:
         """safetensors bytes of ``WorldModel.state_dict()``; refused (old weights kept) when they do not fit."""
         from policies.server import WeightsRejected, describe_mismatch
+        from robot_rl.acting import weights_from_bytes
 
         try:
-            state = safetensors.torch.load(blob)
+            state = weights_from_bytes(blob)
         except Exception:  # safetensors raises its own error type for bytes that are not safetensors
             raise WeightsRejected("not_safetensors", "world-model weights are a safetensors blob of "
                                   "WorldModel.state_dict()") from None

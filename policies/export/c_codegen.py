@@ -101,6 +101,19 @@ def _onnxruntime_action(onnx_path: Path, policy: LoweredPolicy, obs: np.ndarray)
     return np.asarray(action, np.float32).reshape(-1)
 
 
+def diagonal_blocks(weight: np.ndarray) -> int:
+    """The largest k such that ``weight`` is block-diagonal with k equal blocks and exact zeros elsewhere (1: dense)."""
+    rows, cols = weight.shape
+    for k in range(math.gcd(rows, cols), 1, -1):
+        if rows % k or cols % k:
+            continue
+        r, c = rows // k, cols // k
+        mask = np.kron(np.eye(k, dtype=bool), np.ones((r, c), dtype=bool))
+        if not weight[~mask].any():
+            return k
+    return 1
+
+
 def quantize_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 per output row: ``weight ~= q * scale[:, None]`` with q in [-127, 127]."""
     max_abs = np.abs(weight).max(axis=1)
@@ -284,7 +297,8 @@ def _buffer_plan(ops: list[Op]) -> list[tuple[str, str]]:
 
 def _describe(op: Op) -> str:
     if isinstance(op, Linear):
-        what = f"Linear {op.weight.shape[1]} -> {op.size}"
+        blocks = diagonal_blocks(op.weight)
+        what = f"Linear {op.weight.shape[1]} -> {op.size}" + (f" as {blocks} diagonal blocks" if blocks > 1 else "")
     elif isinstance(op, LayerNorm):
         what = f"LayerNorm {op.size}"
     elif isinstance(op, (Unary, ConstBinary)):
@@ -303,15 +317,23 @@ def _emit_op(op: Op, name: str, src: str, dst: str, weights: str) -> tuple[list[
     """(array declarations, statements, helper function or None) for one op."""
     n = op.size
     if isinstance(op, Linear):
-        n_in = op.weight.shape[1]
-        if weights == "int8":
-            q, scale = quantize_rows(op.weight)
-            arrays = [_int8_matrix(f"{name}_weight", q), _float_array(f"{name}_scale", scale),
-                      _float_array(f"{name}_bias", op.bias)]
-            call = f"linear_int8(&{name}_weight[0][0], {name}_scale, {name}_bias, {src}, {dst}, {n_in}, {n});"
-            return arrays, [call], _LINEAR_INT8
-        arrays = [_float_matrix(f"{name}_weight", op.weight), _float_array(f"{name}_bias", op.bias)]
-        return arrays, [f"linear(&{name}_weight[0][0], {name}_bias, {src}, {dst}, {n_in}, {n});"], _LINEAR_F32
+        blocks = diagonal_blocks(op.weight)
+        rows, cols = n // blocks, op.weight.shape[1] // blocks
+        arrays, calls = [_float_array(f"{name}_bias", op.bias)], []
+        for k in range(blocks):  # a block-diagonal layer (e.g. a group-averaged policy) stores and multiplies its blocks only
+            block = op.weight[k * rows:(k + 1) * rows, k * cols:(k + 1) * cols]
+            label = name if blocks == 1 else f"{name}_block{k}"
+            at = "" if blocks == 1 else f" + {k * cols}"
+            out, bias = ("" if blocks == 1 else f" + {k * rows}",) * 2
+            if weights == "int8":
+                q, scale = quantize_rows(block)
+                arrays += [_int8_matrix(f"{label}_weight", q), _float_array(f"{label}_scale", scale)]
+                calls.append(f"linear_int8(&{label}_weight[0][0], {label}_scale, {name}_bias{bias}, {src}{at}, {dst}{out}, "
+                             f"{cols}, {rows});")
+            else:
+                arrays.append(_float_matrix(f"{label}_weight", block))
+                calls.append(f"linear(&{label}_weight[0][0], {name}_bias{bias}, {src}{at}, {dst}{out}, {cols}, {rows});")
+        return arrays, calls, _LINEAR_INT8 if weights == "int8" else _LINEAR_F32
     if isinstance(op, LayerNorm):
         arrays = [_float_array(f"{name}_gamma", op.gamma), _float_array(f"{name}_beta", op.beta)]
         call = f"layer_norm({src}, {dst}, {name}_gamma, {name}_beta, {_c_float(op.epsilon)}, {n});"

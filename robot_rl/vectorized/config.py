@@ -33,6 +33,9 @@ class TD3Settings(_Strict):
     start_at_hover: bool = True  # actor output bias starts at the hover command, not mid-range thrust
     critic_layer_norm: bool = False  # LayerNorm in the critic's hidden layers (RLPD, Ball et al. 2023)
     critic_sees_action_history: bool = False  # the critic gets rotor speeds instead (Markov without it)
+    # evaluate and deploy the actor averaged over the frame's mirror symmetries (sim2real.quadrotor.symmetry);
+    # training is unchanged. It removes each snapshot's sideways hover offset (seeds 0-2, see the launch file)
+    symmetrize_policy: bool = False
 
 
 class VectorTrainSettings(_Strict):

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import torch
 
+from policies.symmetric import GroupAveragedPolicy
 from robot_rl.vectorized.config import VectorSessionConfig
 from robot_rl.vectorized.eval_worker import EvalWorker
 from robot_rl.vectorized.replay import VectorReplay
@@ -21,6 +22,7 @@ from sim2real.quadrotor.env import VecQuadrotorHover, _task_with_overrides
 from sim2real.quadrotor.evaluation import evaluate_hover
 from sim2real.quadrotor.params import CRAZYFLIE
 from sim2real.quadrotor.reward import l2f_curriculum_step
+from sim2real.quadrotor.symmetry import group_maps
 from sim2real.quadrotor.task import HoverTaskConfig
 
 
@@ -58,13 +60,17 @@ def make_agent(config: VectorSessionConfig) -> TD3Agent:
                          initial_action=CRAZYFLIE.hover_action() if td3.start_at_hover else 0.0)
     columns = critic_columns(config)
     critic_dim = ob.CRITIC_OBS_DIM if columns is None else len(columns)
-    return TD3Agent(ob.ACTOR_OBS_DIM, critic_dim, 4, settings, seed=config.seed)
+    agent = TD3Agent(ob.ACTOR_OBS_DIM, critic_dim, 4, settings, seed=config.seed)
+    if td3.symmetrize_policy:
+        agent.policy = GroupAveragedPolicy(agent.actor, *group_maps())
+    return agent
 
 
 def actor_policy(agent: TD3Agent):
-    """numpy (N, 146) -> numpy (N, 4), deterministic."""
+    """numpy (N, 146) -> numpy (N, 4): the deployed policy (``agent.policy``), deterministic."""
+    @torch.no_grad()
     def policy(obs: np.ndarray) -> np.ndarray:
-        return agent.act(torch.from_numpy(np.ascontiguousarray(obs, np.float32))).numpy()
+        return agent.policy(torch.from_numpy(np.ascontiguousarray(obs, np.float32))).numpy()
     return policy
 
 
@@ -225,7 +231,8 @@ def run_training(config: VectorSessionConfig, log=print, progress=None, env_fact
                 progress(env_steps, agent.updates, time.perf_counter() - start)
             if cfg.eval_every_env_steps and env_steps >= next_eval:
                 next_eval += cfg.eval_every_env_steps
-                evaluations.request(agent, env_steps, metrics)
+                if agent.updates:  # until the first update the actor is its initialisation: nothing new to evaluate
+                    evaluations.request(agent, env_steps, metrics)
             if evaluations.poll():
                 stopped_by = "success_rate"
                 break

@@ -82,12 +82,18 @@ class TD3Agent:
                                   config.critic_layer_norm)
         self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.policy: nn.Module = self.actor  # what is evaluated and deployed (e.g. a group average of the actor)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, fused=True)
         self.updates = 0
+        self._actor_params = list(self.actor.parameters())
+        self._first_critic = torch.zeros(1, dtype=torch.long)
+        self._polyak_online = [*self.critic.parameters(), *self._actor_params]
+        self._polyak_targets = [*self.target_critic.parameters(), *self.target_actor.parameters()]
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """The exploring actor's action (before exploration noise)."""
         return self.actor(obs)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -112,17 +118,14 @@ class TD3Agent:
 
         self.updates += 1
         if self.updates % cfg.policy_delay == 0:
-            self.critic.requires_grad_(False)  # the actor loss needs dQ/da only
-            first = torch.zeros(1, dtype=torch.long)
-            actor_loss = -self.critic(critic_obs, self.actor(obs), first).mean()
-            self.critic.requires_grad_(True)
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
+            actor_loss = -self.critic(critic_obs, self.actor(obs), self._first_critic).mean()
+            # gradients for the actor's parameters only: the critic's weights are not differentiated
+            for parameter, grad in zip(self._actor_params, torch.autograd.grad(actor_loss, self._actor_params)):
+                parameter.grad = grad
             self.actor_opt.step()
             metrics["actor_loss"] = actor_loss.detach()
             with torch.no_grad():  # Polyak target update, one fused op per parameter list
-                for online, target in ((self.critic, self.target_critic), (self.actor, self.target_actor)):
-                    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), cfg.tau)
+                torch._foreach_lerp_(self._polyak_targets, self._polyak_online, cfg.tau)
         return metrics
 
     def state_dict(self) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from policies.symmetric import GroupAveragedPolicy
 from robot_rl.rundir import RunDir, start_in_process_run, write_json_atomic
 from robot_rl.spaces import ObsSpec
 from robot_rl.vectorized.config import VectorSessionConfig, load_vector_session
@@ -67,13 +68,15 @@ def finalize(run: RunDir, config: VectorSessionConfig, agent, stats: dict, log=p
 
     from policies.export.onnx_export import export_onnx, make_session
 
-    policy = StatePolicy(agent.actor).eval()
+    deployed = agent.policy.folded() if isinstance(agent.policy, GroupAveragedPolicy) else agent.actor
+    policy = StatePolicy(deployed).eval()
     parity = np.random.default_rng(config.seed).standard_normal((64, ob.ACTOR_OBS_DIM)).astype(np.float32) * 0.3
     spec = {
         "obs_spec": ObsSpec(ob.ACTOR_OBS_DIM).to_dict(),
         "obs_layout": [list(part) for part in ob.ACTOR_OBS_LAYOUT],
         "action_layout": "normalized rpm setpoints M1..M4: rpm = (a + 1) / 2 * rpm_max",
         "action_low": [-1.0] * 4, "action_high": [1.0] * 4,
+        "symmetrized": deployed is not agent.actor,  # the actor averaged over sim2real.quadrotor.symmetry.GROUP
         "normalization": {"state_mean": None, "state_std": None, "note": "observations enter unnormalized"},
         "control_hz": round(1.0 / task.dt_s), "env": config.env, "env_kwargs": config.env_kwargs,
         "learner_updates": int(stats["learner_updates"]), "training_run": str(run.root.resolve()), "session": config.name,
@@ -92,7 +95,7 @@ def finalize(run: RunDir, config: VectorSessionConfig, agent, stats: dict, log=p
         "onnx_eval_return": onnx_eval["mean_return"], "onnx_success_rate": onnx_eval["success_rate"],
         "onnx_path": exported["path"], "onnx_sha256": exported["sha256"],
         "onnx_parity_max_abs_err": exported["parity_max_abs_err"],
-        "hover_success_rate": torch_eval["success_rate"],
+        "hover_success_rate": torch_eval["success_rate"], "policy_symmetrized": config.td3.symmetrize_policy,
         "hover_success_rate_within_l2f_box": torch_eval["success_rate_within_l2f_box"],
         "termination_position_m": task.termination_position_m,
         "mean_position_error_m_at_100": torch_eval["mean_position_error_m_at_100"],
@@ -111,7 +114,7 @@ def finalize(run: RunDir, config: VectorSessionConfig, agent, stats: dict, log=p
 
 def export_and_fly_c(run: RunDir, task, onnx_path, episodes: int, log=print) -> dict:
     """C99 policy + firmware loop, compiled with gcc; flies the simulator at 500 Hz (skipped without gcc)."""
-    from drivers.quadrotor.firmware import build_firmware_library, FirmwareLoop
+    from drivers.quadrotor.firmware import FirmwareLoop, build_firmware_library
     from policies.export.c_codegen import generate_c
 
     if shutil.which("gcc") is None:

@@ -84,6 +84,25 @@ class Actor(nn.Module):
         return torch.tanh(mean) * self.action_scale + self.action_bias
 
 
+class GroupAveragedL2F(nn.Module):
+    """The quadrotor's deployed policy: the L2F actor averaged over the X frame's mirrors, folded into one MLP
+    (its hidden layers are block-diagonal)."""
+
+    def __init__(self):
+        super().__init__()
+        from policies.symmetric import GroupAveragedPolicy
+        from robot_rl.vectorized.td3 import DeterministicActor
+        from sim2real.quadrotor.symmetry import group_maps
+
+        actor = DeterministicActor(146, 4, (64, 64))  # torch's default init: not equivariant on its own
+        self.folded = GroupAveragedPolicy(actor, *group_maps()).folded()
+        self.register_buffer("obs_mean", torch.zeros(146))
+        self.register_buffer("obs_std", torch.ones(146))
+
+    def forward(self, obs):
+        return self.folded(obs)
+
+
 MODELS = {
     # pick-cube: 13 state dims, 4 actions (xyz in [-1, 1], gripper in [0, 1])
     "pick_cube": lambda: Actor(13, [256, 256], 4, norm="module", low=[-1, -1, -1, 0], high=[1, 1, 1, 1]),
@@ -91,6 +110,7 @@ MODELS = {
     "l2f_64x64": lambda: Actor(146, [64, 64], 4, activation=nn.Tanh),
     "elu": lambda: Actor(20, [128, 128], 6, activation=nn.ELU, low=[-2.0] * 6, high=[0.5] * 6),
     "manual_ln_silu": lambda: Actor(9, [64, 64], 3, norm="manual", activation=nn.SiLU),
+    "quadrotor_group_averaged": GroupAveragedL2F,  # sorts last: the other models keep their seeds
 }
 EXPORTERS = ["torchscript", "dynamo"]
 
@@ -271,6 +291,20 @@ def test_cortex_m4_build_is_float_only_and_int8_shrinks_flash(artifacts, capsys)
     assert abs(float_rodata - 4 * stored_floats) <= 0.01 * 4 * stored_floats
     assert int8_rodata <= float_rodata / 3.5  # 1 byte per weight plus float biases, scales and LayerNorm
     assert sizes["float32"][".bss"] == 2 * 256 * 4  # the two scratch vectors, nothing else
+
+
+def test_block_diagonal_layers_store_and_multiply_their_blocks_only(artifacts):
+    # the group-averaged quadrotor policy: 146 -> 4x64 -> 4x64 -> 4x4 -> 4, its 2nd and 3rd layers block-diagonal
+    source = artifacts.onnx("quadrotor_group_averaged", "torchscript")
+    text = generate_c(source, artifacts.root / "blocks", weights="float32").source.read_text()
+    assert "Linear 256 -> 256 as 4 diagonal blocks" in text and "Linear 256 -> 16 as 4 diagonal blocks" in text
+    matrices = [tuple(map(int, shape)) for shape in re.findall(r"static const float \w+_weight\[(\d+)\]\[(\d+)\]", text)]
+    assert sorted(matrices) == sorted([(256, 146)] + [(64, 64)] * 4 + [(4, 64)] * 4 + [(4, 16)])
+    # and the blocks still compute the dense layer (the float32/int8/self-test checks above cover this model too)
+    library = artifacts.library("quadrotor_group_averaged", "torchscript", "float32")
+    observations = in_distribution(artifacts.model("quadrotor_group_averaged"), seed=5)
+    expected = run_onnxruntime(source, observations)
+    assert np.max(np.abs(run_c(library, observations, 4) - expected)) <= FLOAT32_TOLERANCE
 
 
 def test_shape_ops_matmul_and_small_activations_lower_to_a_chain(tmp_path):

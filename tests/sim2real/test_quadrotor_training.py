@@ -27,7 +27,7 @@ HOVER_KEYS = ("hover_success_rate", "hover_success_rate_within_l2f_box", "mean_p
 def test_launch_file_selects_this_trainer_and_bad_fields_are_named(tmp_path):
     assert is_vectorized_session(LAUNCH)
     assert not is_vectorized_session(ROOT / "launch" / "pendulum.yaml")
-    assert load_vector_session(LAUNCH).train.num_envs == 20
+    assert load_vector_session(LAUNCH).train.num_envs == 40
     bad = tmp_path / "bad.yaml"
     bad.write_text("trainer: vectorized\nname: x\ntrain: {num_envz: 3}\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: field 'train.num_envz'"):
@@ -122,15 +122,16 @@ def test_run_training_steps_the_env_its_factory_builds():
 
 def test_short_session_writes_report_onnx_and_c(tmp_path):
     raw = yaml.safe_load(LAUNCH.read_text())
-    raw["train"].update(warmup_env_steps=500, max_env_steps=1500)
+    raw["train"].update(warmup_env_steps=480, max_env_steps=1600)
     raw.update(final_eval_episodes=16, firmware_eval_episodes=2, export_c=shutil.which("gcc") is not None)
     config = tmp_path / "quad.yaml"
     config.write_text(yaml.safe_dump(raw))
     report = train_vectorized(config, tmp_path / "run", quiet=True, log=lambda *_: None)
     on_disk = json.loads((tmp_path / "run" / "report.json").read_text())
     assert all(key in on_disk for key in STANDARD_KEYS + HOVER_KEYS)
-    # 20 envs per vector step, 2 updates per vector step from the end of warm-up on
-    assert report["env_steps"] == 1500 and report["learner_updates"] == 2 * ((1500 - 500) // 20 + 1)
+    # num_envs env steps per vector step, updates_per_iteration updates per vector step from the end of warm-up on
+    envs, updates = raw["train"]["num_envs"], raw["train"]["updates_per_iteration"]
+    assert report["env_steps"] == 1600 and report["learner_updates"] == updates * ((1600 - 480) // envs + 1)
     assert report["onnx_parity_max_abs_err"] < 1e-5
     assert abs(report["onnx_eval_return"] - report["eval_return"]) < 1e-3 * max(1.0, abs(report["eval_return"]))
     if raw["export_c"]:
@@ -190,13 +191,14 @@ def test_subprocess_evaluations_are_all_collected_and_the_final_actor_is_evaluat
 
     config = load_vector_session(LAUNCH)
     train = config.train.model_copy(update={
-        "warmup_env_steps": 200, "max_env_steps": 1200, "eval_every_env_steps": 200, "eval_episodes": 4,
+        "warmup_env_steps": 400, "max_env_steps": 1200, "eval_every_env_steps": 200, "eval_episodes": 4,
         "eval_in_subprocess": True, "stop_at_success_rate": None, "keep_best_policy": True})
     config = config.model_copy(update={"train": train})
     agent, stats = run_training(config, log=lambda *_: None)
     evals = stats["periodic_evals"]
     assert evals and stats["stopped_by"] == "max_env_steps"
-    assert [e["env_steps"] for e in evals] == list(range(200, 1201, 200))  # every snapshot, in order
+    # every snapshot from the first update on (none at 200 env steps: the untrained actor), in order
+    assert [e["env_steps"] for e in evals] == list(range(400, 1201, 200))
     assert evals[-1]["updates"] == stats["learner_updates"]  # the final actor was evaluated before being kept
     assert stats["eval_worker_cpu_s"] > 0
 
@@ -206,7 +208,7 @@ def test_periodic_evaluations_pick_the_best_snapshot_and_stop_at_the_stop_rate()
 
     config = load_vector_session(LAUNCH)
     train = config.train.model_copy(update={
-        "warmup_env_steps": 200, "max_env_steps": 1000, "eval_every_env_steps": 200, "keep_best_policy": True,
+        "warmup_env_steps": 200, "batch_size": 64, "max_env_steps": 1000, "eval_every_env_steps": 200, "keep_best_policy": True,
         "stop_at_success_rate": None})
     scripted = iter([0.1, 0.6, 0.2, 0.3, 0.1])  # the second snapshot (400 env steps) is the best
     outputs = {}

@@ -140,18 +140,18 @@ def test_short_session_writes_report_onnx_and_c(tmp_path):
 
 @pytest.mark.slow
 def test_launch_file_learns_to_hover_and_the_c_policy_flies(tmp_path):
-    # the launch file as is (300k env steps unless a 200-episode evaluation passes 0.97 first, 28.5k updates,
-    # 60 periodic evaluations on a child process: ~80 s of CPU on one core under load) plus ~20 s of final evaluation
+    # the launch file as is (300k env steps unless a 200-episode evaluation of the symmetrized policy passes 0.97
+    # first; this seed stops at 207k, 19.2k updates, ~41 s of CPU) plus ~20 s of final evaluation and C build
     report = train_vectorized(LAUNCH, tmp_path / "run", seed=0, quiet=True, log=lambda *_: None)
-    # measured on this seed (seeds 0/1/2: 0.938/0.939/0.902 with evaluations every 5k env steps): 0.938 of 1,000 episodes, 0.924
-    # never leaving the 0.6 m box, error 0.139 m at step 200, C loop 0.84 of 50 at 500 Hz; the margins absorb
-    # float differences between CPUs. A change of seed is a change of the bound.
-    assert report["hover_success_rate"] >= 0.88
-    assert report["onnx_success_rate"] >= 0.88
-    assert report["hover_success_rate_within_l2f_box"] >= 0.86
-    assert report["mean_position_error_m_at_200"] < 0.2
+    # measured on this seed (bench/quadrotor.py seeds 0-5: 0.960/0.953/0.980/0.972/0.942/0.960): 0.96 of 1,000
+    # episodes, 0.955 never leaving the 0.6 m box, error 0.184 m at step 200, C loop 0.90 of 50 at 500 Hz; the
+    # margins absorb float differences between CPUs. A change of seed is a change of the bound.
+    assert report["hover_success_rate"] >= 0.93
+    assert report["onnx_success_rate"] >= 0.93
+    assert report["hover_success_rate_within_l2f_box"] >= 0.92
+    assert report["mean_position_error_m_at_200"] < 0.22
     if shutil.which("gcc"):
-        assert report["c_firmware_success_rate"] >= 0.7
+        assert report["c_firmware_success_rate"] >= 0.8
 
 
 def test_evaluation_worker_flies_the_snapshot_it_was_sent_like_this_process_does():

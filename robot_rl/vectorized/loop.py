@@ -20,7 +20,7 @@ from robot_rl.vectorized.td3 import TD3Agent, TD3Config
 from sim2real.quadrotor import observation as ob
 from sim2real.quadrotor.env import VecQuadrotorHover, _task_with_overrides
 from sim2real.quadrotor.evaluation import evaluate_hover
-from sim2real.quadrotor.params import CRAZYFLIE
+from sim2real.quadrotor.params import CRAZYFLIE, CrazyflieParams
 from sim2real.quadrotor.reward import l2f_curriculum_step
 from sim2real.quadrotor.symmetry import group_maps
 from sim2real.quadrotor.task import HoverTaskConfig
@@ -51,13 +51,14 @@ def critic_columns(config: VectorSessionConfig) -> np.ndarray | None:
     return np.r_[ob.STATE_COLUMNS.start:ob.STATE_COLUMNS.stop, ob.ACTOR_OBS_DIM:ob.CRITIC_OBS_DIM]
 
 
-def make_agent(config: VectorSessionConfig) -> TD3Agent:
+def make_agent(config: VectorSessionConfig, vehicle: CrazyflieParams = CRAZYFLIE) -> TD3Agent:
+    """The TD3 agent; with ``td3.start_at_hover`` its actor starts at ``vehicle``'s hover command."""
     td3 = config.td3
     settings = TD3Config(hidden_dims=tuple(td3.hidden_dims), discount=td3.discount, tau=td3.tau, actor_lr=td3.actor_lr,
                          critic_lr=td3.critic_lr, policy_delay=td3.policy_delay, target_noise_std=td3.target_noise_std,
                          target_noise_clip=td3.target_noise_clip, activation=td3.activation,
                          critic_layer_norm=td3.critic_layer_norm,
-                         initial_action=CRAZYFLIE.hover_action() if td3.start_at_hover else 0.0)
+                         initial_action=vehicle.hover_action() if td3.start_at_hover else 0.0)
     columns = critic_columns(config)
     critic_dim = ob.CRITIC_OBS_DIM if columns is None else len(columns)
     agent = TD3Agent(ob.ACTOR_OBS_DIM, critic_dim, 4, settings, seed=config.seed)
@@ -175,7 +176,7 @@ class _Evaluations:
 
 
 def run_training(config: VectorSessionConfig, log=print, progress=None, env_factory=None,
-                 evaluate=None) -> tuple[TD3Agent, dict]:
+                 evaluate=None, vehicle: CrazyflieParams = CRAZYFLIE) -> tuple[TD3Agent, dict]:
     """Trains until ``max_env_steps``, ``max_seconds`` or the early-stop success rate; returns (agent, stats).
 
     ``env_factory(num_envs, task, seed)`` builds the training env (default ``hover_env``), e.g. with
@@ -183,10 +184,11 @@ def run_training(config: VectorSessionConfig, log=print, progress=None, env_fact
     (``info["critic_obs"]``, ``info["final_obs"]``, ``set_reward_weights``). Periodic evaluations
     fly the task on the nominal simulator, or call ``evaluate(policy, seed) -> {"success_rate", "mean_return"}``
     (in this process), e.g. to pick a randomized policy by how it flies its own randomized training distribution.
+    ``vehicle``: the parameters the factory's env flies (or is randomized around); the actor starts at its hover command.
     """
     cfg = config.train
     task = hover_task(config, training=True)
-    agent = make_agent(config)
+    agent = make_agent(config, vehicle)
     env = (env_factory or hover_env)(cfg.num_envs, task, config.seed)
     replay = VectorReplay(cfg.replay_capacity, ob.CRITIC_OBS_DIM, ob.ACTOR_OBS_DIM, ob.STATE_COLUMNS.stop, 4,
                           critic_columns(config), config.seed)

@@ -136,3 +136,23 @@ def fit_quadrotor(log: TrajectoryLog, initial_params: CrazyflieParams, *, bounds
         "rmse_before": model.rmse(initial_params, report_steps),
         "rmse_after": model.rmse(fitted, report_steps),
     }
+
+
+def fit_quadrotor_with_delay(log: TrajectoryLog, initial_params: CrazyflieParams, max_delay_steps: int = 5,
+                             **fit_options) -> dict:
+    """``fit_quadrotor`` for each whole-step command delay 0..max_delay_steps; keeps the delay whose fit predicts best.
+
+    A command delay (radio, firmware) the model leaves out gets absorbed into a slower motor and a wrong
+    thrust-to-weight ratio; shifting the commands against the states removes it from the log instead.
+    Returns the best fit plus ``delay_steps``, ``delay_s`` and every candidate's residual RMS.
+    """
+    if not 0 <= max_delay_steps < log.num_steps // 2:
+        raise ValueError(f"max_delay_steps must be in [0, {log.num_steps // 2}), got {max_delay_steps}.")
+    fits = {}
+    for delay in range(max_delay_steps + 1):
+        shifted = log if delay == 0 else TrajectoryLog(log.states[delay:], log.actions[:log.num_steps - delay], log.dt_s,
+                                                       log.state_names, log.action_names)
+        fits[delay] = fit_quadrotor(shifted, initial_params, **fit_options)
+    best = min(fits, key=lambda delay: fits[delay]["fit"].residual_rms_after)
+    return {**fits[best], "delay_steps": best, "delay_s": best * log.dt_s,
+            "residual_rms_by_delay_steps": {delay: fit["fit"].residual_rms_after for delay, fit in fits.items()}}

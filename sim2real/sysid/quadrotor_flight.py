@@ -90,12 +90,17 @@ def record_flight(
     waypoint_hold_s: float = 2.0,
     measurement_noise=None,
     warmup_s: float = 2.0,
+    action_delay_steps: int = 0,
 ) -> TrajectoryLog:
     """Flies `duration_s` (after `warmup_s` of unlogged flight) and returns the log.
 
     `measurement_noise`, if given, is a (13,) standard deviation added to the logged states.
     The controller is tuned on `true_params` only for stability; the fit never sees them.
+    `action_delay_steps`: the vehicle applies each command that many steps after it was logged (a radio and
+    firmware delay the fit does not model, as on hardware).
     """
+    if action_delay_steps < 0:
+        raise ValueError(f"action_delay_steps must be >= 0, got {action_delay_steps}.")
     rng = np.random.default_rng(seed)
     controller = WaypointController(true_params)
     dyn = BatchDynamics.nominal(true_params, 1)
@@ -106,6 +111,7 @@ def record_flight(
     states, actions = [], []
     target = np.zeros(3)
     offset, offset_steps_left, target_steps_left = np.zeros(4), 0, 0
+    in_flight = [true_params.rpm_to_action(np.full(4, true_params.hover_rpm()))] * action_delay_steps
     for t in range(warmup + steps):
         if target_steps_left <= 0:
             target = rng.uniform(-waypoint_box_m, waypoint_box_m, 3)
@@ -118,7 +124,9 @@ def record_flight(
         if t >= warmup:
             states.append(x[LOGGED_ROWS, 0].copy())
             actions.append(action)
-        x = rk4_step(x, true_params.action_to_rpm(action)[:, None], dyn, dt_s, zeros, zeros)
+        in_flight.append(action)
+        applied = in_flight.pop(0)
+        x = rk4_step(x, true_params.action_to_rpm(applied)[:, None], dyn, dt_s, zeros, zeros)
         target_steps_left -= 1
         offset_steps_left -= 1
     states.append(x[LOGGED_ROWS, 0].copy())

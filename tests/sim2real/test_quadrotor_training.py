@@ -85,6 +85,20 @@ def test_recomputed_rewards_match_the_env_under_new_weights():
     np.testing.assert_allclose(replay.reward[: replay.size].numpy(), np.concatenate(env_rewards), atol=1e-4)
 
 
+def test_the_actor_starts_at_the_trained_vehicles_hover_command():
+    from dataclasses import replace
+
+    from robot_rl.vectorized.loop import make_agent
+    from sim2real.quadrotor.params import CRAZYFLIE
+
+    heavy = replace(CRAZYFLIE, mass_kg=1.2 * CRAZYFLIE.mass_kg)
+    config = load_vector_session(LAUNCH)
+    for vehicle in (CRAZYFLIE, heavy):
+        bias = make_agent(config, vehicle).actor.trunk[-1].bias
+        np.testing.assert_allclose(torch.tanh(bias).detach().numpy(), vehicle.hover_action(), rtol=1e-6)
+    assert heavy.hover_action() > CRAZYFLIE.hover_action() + 0.05
+
+
 def test_td3_update_fits_a_fixed_batch():
     torch.manual_seed(0)
     agent = TD3Agent(ob.ACTOR_OBS_DIM, 28, 4, TD3Config(discount=0.0), seed=0)  # discount 0: Q regresses the reward

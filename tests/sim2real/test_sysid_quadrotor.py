@@ -7,7 +7,7 @@ import pytest
 
 from sim2real.quadrotor.params import CRAZYFLIE
 from sim2real.sysid import Parameter, TrajectoryLog, fit_parameters, shooting_windows
-from sim2real.sysid.quadrotor import FITTED, fit_quadrotor, rebuild_rpm
+from sim2real.sysid.quadrotor import FITTED, fit_quadrotor, fit_quadrotor_with_delay, rebuild_rpm
 from sim2real.sysid.quadrotor_flight import record_flight
 
 # motion capture ~1 mm / 1e-3, estimator velocity ~1 cm/s, gyro ~0.01 rad/s (4x a BMI088 spec) per 10 ms sample
@@ -42,6 +42,35 @@ def test_fit_recovers_thrust_coefficient_motor_lag_and_mass_within_3_percent(fli
     assert after["position_m"] < 0.2 * before["position_m"]
     assert after["linear_velocity_m_s"] < 0.2 * before["linear_velocity_m_s"]
     assert out["fit"].residual_rms_after < out["fit"].residual_rms_before
+
+
+def test_an_unmodelled_command_delay_in_the_log_lengthens_the_fitted_motor_lag():
+    # the sim-to-real bench logs its 30 ms-delayed "real" vehicle this way; the fit has no delay term, so the
+    # delay shows up as a slower motor (measured: 1.16x the true lag at 3 steps, 0.99x at 0 steps, seed 0)
+    real = replace(CRAZYFLIE, mass_kg=0.0324, thrust_coefficient_n_per_rpm2=2.686e-10, motor_time_constant_s=0.195)
+    delayed = record_flight(real, 20.0, seed=0, action_delay_steps=3)
+    undelayed = record_flight(real, 20.0, seed=0)
+    assert not np.allclose(delayed.states[:300], undelayed.states[:300])  # the same controller, now behind a delay
+    lag = {name: fit_quadrotor(log, CRAZYFLIE)["params"].motor_time_constant_s / real.motor_time_constant_s
+           for name, log in (("delayed", delayed), ("undelayed", undelayed))}
+    assert abs(lag["undelayed"] - 1.0) < 0.03 and lag["delayed"] > 1.08
+    with pytest.raises(ValueError, match="action_delay_steps"):
+        record_flight(real, 1.0, action_delay_steps=-1)
+
+
+def test_delay_search_recovers_the_command_delay_and_the_parameters():
+    real = replace(CRAZYFLIE, mass_kg=0.0324, thrust_coefficient_n_per_rpm2=2.686e-10, motor_time_constant_s=0.195)
+    log = record_flight(real, 20.0, seed=1, action_delay_steps=3)
+    out = fit_quadrotor_with_delay(log, CRAZYFLIE, max_delay_steps=4)
+    assert out["delay_steps"] == 3 and out["delay_s"] == pytest.approx(0.03)
+    residuals = out["residual_rms_by_delay_steps"]
+    assert residuals[3] < 0.5 * min(residuals[k] for k in (0, 1, 2, 4))  # measured: 0.0002 vs 0.011-0.031
+    fitted = out["params"]
+    assert fitted.motor_time_constant_s == pytest.approx(real.motor_time_constant_s, rel=0.03)
+    thrust_to_weight = fitted.thrust_coefficient_n_per_rpm2 / fitted.mass_kg
+    assert thrust_to_weight == pytest.approx(real.thrust_coefficient_n_per_rpm2 / real.mass_kg, rel=0.03)
+    with pytest.raises(ValueError, match="max_delay_steps"):
+        fit_quadrotor_with_delay(log, CRAZYFLIE, max_delay_steps=-1)
 
 
 def test_rebuilt_rotor_speeds_match_the_simulator():

@@ -70,7 +70,8 @@ TRAIN_RANDOMIZATION = DomainRandomization(mass_rel=0.25, thrust_coefficient_rel=
 SYSID_FLIGHT_S = 20.0
 # around the identified model the ranges cover what the fit leaves out (inertia is taken as nominal) and
 # day-to-day variation, not a whole fleet; TRAIN_RANDOMIZATION's ranges around the weaker identified vehicle
-# include draws that barely hover (seed 0 learned nothing, 0.0 measured)
+# include draws that barely hover (with them seed 0 learned nothing, 0.0, though its actor then still started at
+# the nominal hover command)
 SYSID_RANDOMIZATION = DomainRandomization(mass_rel=0.1, thrust_coefficient_rel=0.1, motor_time_constant_rel=0.25,
                                           inertia_rel=0.15)
 TRAIN_DELAY_MS = (0.0, 40.0)  # drawn per episode in whole 10 ms steps: 0, 10, 20, 30 or 40 ms

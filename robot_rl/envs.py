@@ -9,16 +9,13 @@ import gymnasium as gym
 import numpy as np
 
 from robot_rl.config import ConfigError, SessionConfig
+from sim2real import RC_CAR_CAMERA_ENV  # importing sim2real registers its gymnasium ids (strings: no simulator import)
 
 # env class name -> "module:Class" of its scripted expert (constructed with the unwrapped env)
 EXPERTS = {
     "PickCubeEnv": "sim2real.pick_cube.expert:PickCubeExpert",
     "RCCarRaceEnv": "sim2real.rc_car.expert:RCCarExpert",
 }
-
-RC_CAR_CAMERA_ENV = "robot_rl/RCCarRaceEmbedding-v0"  # RC car camera through its frozen pretrained encoder (CPU path)
-if RC_CAR_CAMERA_ENV not in gym.registry:
-    gym.register(id=RC_CAR_CAMERA_ENV, entry_point="sim2real.rc_car.embedding:make_embedding_env")
 
 
 def make_env(config: SessionConfig, **overrides) -> gym.Env:

@@ -8,6 +8,7 @@ so that `terminated` and `truncated` are never both true.
 from gymnasium.envs.registration import register, registry
 
 _PICK_CUBE = "sim2real.pick_cube.env:PickCubeEnv"
+RC_CAR_CAMERA_ENV = "robot_rl/RCCarRaceEmbedding-v0"  # RC car camera through its frozen pretrained encoder (CPU path)
 
 if "robot_rl/PickCube-v0" not in registry:
     register(id="robot_rl/PickCube-v0", entry_point=_PICK_CUBE, kwargs={"obs_mode": "state"})
@@ -23,3 +24,5 @@ if "robot_rl/RCCarRace-v0" not in registry:
     register(id="robot_rl/RCCarRace-v0", entry_point="sim2real.rc_car.env:RCCarRaceEnv", kwargs={"obs_mode": "pixels"})
 if "robot_rl/RCCarRaceState-v0" not in registry:
     register(id="robot_rl/RCCarRaceState-v0", entry_point="sim2real.rc_car.env:RCCarRaceEnv", kwargs={"obs_mode": "state"})
+if RC_CAR_CAMERA_ENV not in registry:
+    register(id=RC_CAR_CAMERA_ENV, entry_point="sim2real.rc_car.embedding:make_embedding_env")

@@ -52,7 +52,7 @@ class VectorTrainSettings(_Strict):
     eval_every_env_steps: int = Field(0, ge=0)  # 0: no periodic evaluation; else quick evals to stop early
     eval_episodes: int = Field(200, ge=1)
     stop_at_success_rate: float | None = Field(None, gt=0, le=1)  # stop when a periodic eval reaches it
-    # evaluate on a child process (the second core) while training goes on: frequent evaluations cost no wall time
+    # evaluate on a child process (the second core) while training goes on: frequent evaluations cost little wall time
     eval_in_subprocess: bool = False
     keep_best_policy: bool = False  # end with the actor of the best periodic evaluation (its seeds are not the final eval's)
     max_updates: int | None = Field(None, ge=1)

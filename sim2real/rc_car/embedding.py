@@ -3,7 +3,7 @@
 `CameraEmbedding` replaces the camera frame by the pretrained encoder's embedding, computed once
 per env step, and appends it to the IMU-like state: replay and learner updates are then MLP-sized,
 so 10 critics at UTD 8 fit on a CPU (FastRLAP's own recipe: a pretrained encoder kept frozen).
-``robot_rl/RCCarRaceEmbedding-v0`` (registered by ``robot_rl.envs``) builds it; env kwargs are
+``robot_rl/RCCarRaceEmbedding-v0`` (registered by ``sim2real``) builds it; env kwargs are
 ``RCCarRaceEnv``'s plus ``encoder_path``. `prepare_camera_encoder` (a session preparation step)
 resolves that path against the run directory and pretrains the encoder there when it is missing.
 Deployment stays camera-in: `CameraPolicy` composes encoder and actor, exported as one ONNX graph.
@@ -18,10 +18,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sim2real import RC_CAR_CAMERA_ENV as ENV_ID
 from sim2real.rc_car.encoder import EMBED_DIM, LABEL_NAMES, PretrainSettings, load_encoder, pretrain_encoder, save_encoder
 from sim2real.rc_car.env import RCCarRaceEnv
 
-ENV_ID = "robot_rl/RCCarRaceEmbedding-v0"
 DEFAULT_ENCODER = "encoder/rc_car_camera_encoder.safetensors"  # relative paths live in the run directory
 
 
